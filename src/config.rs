@@ -1,0 +1,301 @@
+//! Settings and their precedence: flag > environment > `config.toml` profile
+//! table > LightFi's production defaults (CONTRACT.md, "Defaults").
+//!
+//! The client secret has no flag on purpose: argv is visible to every user
+//! of the machine through `ps`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::cli::GlobalArgs;
+use crate::error::{Error, Result};
+use crate::secret::Secret;
+
+pub const DEFAULT_OAUTH_URL: &str = "https://lightfiv2.auth.eu-west-2.amazoncognito.com/oauth2";
+pub const DEFAULT_REDIRECT_URI: &str = "http://localhost:3000";
+pub const DEFAULT_SCOPE: &str = "aws.cognito.signin.user.admin";
+pub const DEFAULT_PROFILE: &str = "default";
+
+/// Everything a command needs to know, resolved once at start.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub profile: String,
+    pub home: PathBuf,
+    /// Without a trailing slash; endpoints are `{oauth_url}/token` etc.
+    pub oauth_url: String,
+    pub client_id: String,
+    pub client_secret: Option<Secret>,
+    pub redirect_uri: String,
+    pub scope: String,
+    /// `LIGHTFI_REFRESH_TOKEN`: used instead of the stored refresh token (CI).
+    pub env_refresh_token: Option<Secret>,
+    pub http_timeout: Duration,
+    pub lock_timeout: Duration,
+    /// `--non-interactive` was given (terminal and `CI` checks come on top).
+    pub non_interactive: bool,
+}
+
+impl Settings {
+    pub fn endpoint(&self, name: &str) -> String {
+        format!("{}/{name}", self.oauth_url)
+    }
+}
+
+/// One `[profile]` table of `config.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProfileTable {
+    oauth_url: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<Secret>,
+    redirect_uri: Option<String>,
+    scope: Option<String>,
+}
+
+/// Resolve settings from the command line, the process environment and the config file.
+pub fn resolve(args: &GlobalArgs) -> Result<Settings> {
+    resolve_with(args, |name| std::env::var(name).ok())
+}
+
+/// As [`resolve`], with the environment given as a lookup (so precedence is unit-testable).
+/// An empty variable counts as unset.
+pub fn resolve_with(args: &GlobalArgs, env: impl Fn(&str) -> Option<String>) -> Result<Settings> {
+    let env = |name: &str| env(name).filter(|v| !v.is_empty());
+
+    let profile = args.profile.clone().or_else(|| env("LIGHTFI_PROFILE")).unwrap_or_else(|| DEFAULT_PROFILE.into());
+    check_profile_name(&profile)?;
+
+    let home = match args.home.clone().or_else(|| env("LIGHTFI_TOKEN_HOME").map(PathBuf::from)) {
+        Some(home) => home,
+        None => dirs::config_dir().map(|d| d.join("lightfi-token")).ok_or_else(|| {
+            Error::config(
+                "cannot find a configuration folder for this user",
+                "set LIGHTFI_TOKEN_HOME (or --home) to a folder for lightfi-token's settings and tokens",
+            )
+        })?,
+    };
+
+    let file = read_profile_table(&home.join("config.toml"), &profile)?;
+
+    let oauth_url = args
+        .oauth_url
+        .clone()
+        .or_else(|| env("LIGHTFI_OAUTH_URL"))
+        .or(file.oauth_url)
+        .unwrap_or_else(|| DEFAULT_OAUTH_URL.into());
+    let oauth_url = check_oauth_url(&oauth_url)?;
+
+    let client_id = args
+        .client_id
+        .clone()
+        .or_else(|| env("LIGHTFI_CLIENT_ID"))
+        .or_else(|| env("CLIENT_ID"))
+        .or(file.client_id)
+        .ok_or_else(|| {
+            Error::config(
+                format!("no client id for profile `{profile}`"),
+                format!(
+                    "export LIGHTFI_CLIENT_ID=<id>, pass --client-id <id>, or add client_id = \"<id>\" under [{profile}] in {}",
+                    home.join("config.toml").display()
+                ),
+            )
+        })?;
+
+    let client_secret = env("LIGHTFI_CLIENT_SECRET").or_else(|| env("CLIENT_SECRET")).map(Secret::new).or(file.client_secret);
+
+    let redirect_uri = args
+        .redirect_uri
+        .clone()
+        .or_else(|| env("LIGHTFI_REDIRECT_URI"))
+        .or(file.redirect_uri)
+        .unwrap_or_else(|| DEFAULT_REDIRECT_URI.into());
+
+    let scope =
+        args.scope.clone().or_else(|| env("LIGHTFI_SCOPE")).or(file.scope).unwrap_or_else(|| DEFAULT_SCOPE.into());
+
+    Ok(Settings {
+        profile,
+        home,
+        oauth_url,
+        client_id,
+        client_secret,
+        redirect_uri,
+        scope,
+        env_refresh_token: env("LIGHTFI_REFRESH_TOKEN").map(Secret::new),
+        http_timeout: args.http_timeout,
+        lock_timeout: args.lock_timeout,
+        non_interactive: args.non_interactive,
+    })
+}
+
+/// Profile names become file names: keep them to a safe alphabet.
+fn check_profile_name(profile: &str) -> Result<()> {
+    let ok = !profile.is_empty()
+        && profile.len() <= 64
+        && !profile.starts_with('.')
+        && profile.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::config(
+            format!("invalid profile name `{profile}`"),
+            "use letters, digits, `-`, `_` and `.` (not first), at most 64 characters",
+        ))
+    }
+}
+
+/// The OAuth base URL must be https, except on loopback (tests, local servers):
+/// the client secret and refresh token travel in its requests.
+fn check_oauth_url(raw: &str) -> Result<String> {
+    let trimmed = raw.trim_end_matches('/');
+    let bad = |why: &str| {
+        Error::config(
+            format!("invalid OAuth URL `{raw}`: {why}"),
+            format!("use the hosted UI's base URL, e.g. {DEFAULT_OAUTH_URL} (--oauth-url, LIGHTFI_OAUTH_URL or oauth_url in config.toml)"),
+        )
+    };
+    let url = url::Url::parse(trimmed).map_err(|e| bad(&e.to_string()))?;
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad("it must not have a query or fragment"));
+    }
+    match url.scheme() {
+        "https" => Ok(trimmed.to_string()),
+        "http" if is_loopback(&url) => Ok(trimmed.to_string()),
+        "http" => Err(bad("plain http is allowed only for localhost")),
+        _ => Err(bad("it must be an https URL")),
+    }
+}
+
+pub fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// Read the profile's table from `config.toml`; a missing file or table is empty.
+fn read_profile_table(path: &Path, profile: &str) -> Result<ProfileTable> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ProfileTable::default()),
+        Err(e) => {
+            return Err(Error::config(
+                format!("cannot read {}: {e}", path.display()),
+                "fix the file's permissions, or point LIGHTFI_TOKEN_HOME (--home) elsewhere",
+            ));
+        }
+    };
+    let mut tables: BTreeMap<String, ProfileTable> = toml::from_str(&text).map_err(|e| {
+        let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+        let at = line.map(|l| format!(", line {l}")).unwrap_or_default();
+        Error::config(
+            format!("malformed config file {}{at}: {}", path.display(), e.message().trim_end()),
+            "each profile is a table such as [default] with keys oauth_url, client_id, client_secret, redirect_uri, scope",
+        )
+    })?;
+    Ok(tables.remove(profile).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn args(extra: &[&str]) -> GlobalArgs {
+        let mut argv = vec!["lightfi-token"];
+        argv.extend_from_slice(extra);
+        crate::cli::Cli::try_parse_from(argv).unwrap().global
+    }
+
+    fn env_of<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+    }
+
+    fn home_with(config: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.toml"), config).unwrap();
+        dir
+    }
+
+    #[test]
+    fn flag_beats_env_beats_file_beats_default() {
+        let home = home_with("[default]\nclient_id = \"file\"\nscope = \"file-scope\"\nredirect_uri = \"http://localhost:4000\"\n");
+        let h = home.path().to_str().unwrap();
+        let env = [("LIGHTFI_TOKEN_HOME", h), ("LIGHTFI_CLIENT_ID", "env"), ("LIGHTFI_SCOPE", "env-scope")];
+        let s = resolve_with(&args(&["--client-id", "flag"]), env_of(&env)).unwrap();
+        assert_eq!(s.client_id, "flag");
+        assert_eq!(s.scope, "env-scope");
+        assert_eq!(s.redirect_uri, "http://localhost:4000");
+        assert_eq!(s.oauth_url, DEFAULT_OAUTH_URL);
+        let s = resolve_with(&args(&[]), env_of(&env)).unwrap();
+        assert_eq!(s.client_id, "env");
+    }
+
+    #[test]
+    fn seed_script_variables_are_accepted_after_lightfi_ones() {
+        let home = home_with("");
+        let h = home.path().to_str().unwrap();
+        let env = [("LIGHTFI_TOKEN_HOME", h), ("CLIENT_ID", "seed"), ("CLIENT_SECRET", "shh")];
+        let s = resolve_with(&args(&[]), env_of(&env)).unwrap();
+        assert_eq!(s.client_id, "seed");
+        assert_eq!(s.client_secret.unwrap().expose(), "shh");
+        let env = [("LIGHTFI_TOKEN_HOME", h), ("CLIENT_ID", "seed"), ("LIGHTFI_CLIENT_ID", "new")];
+        assert_eq!(resolve_with(&args(&[]), env_of(&env)).unwrap().client_id, "new");
+    }
+
+    #[test]
+    fn profile_selects_its_table() {
+        let home = home_with("[default]\nclient_id = \"a\"\n[staging]\nclient_id = \"b\"\noauth_url = \"https://x.example/oauth2/\"\n");
+        let h = home.path().to_str().unwrap();
+        let s = resolve_with(&args(&["--profile", "staging"]), env_of(&[("LIGHTFI_TOKEN_HOME", h)])).unwrap();
+        assert_eq!(s.client_id, "b");
+        assert_eq!(s.oauth_url, "https://x.example/oauth2");
+        assert_eq!(s.endpoint("token"), "https://x.example/oauth2/token");
+    }
+
+    #[test]
+    fn missing_client_id_is_a_config_error_that_says_how() {
+        let home = home_with("");
+        let h = home.path().to_str().unwrap();
+        let err = resolve_with(&args(&[]), env_of(&[("LIGHTFI_TOKEN_HOME", h)])).unwrap_err();
+        assert_eq!(err.exit_code(), 4);
+        assert!(err.hint().contains("LIGHTFI_CLIENT_ID"));
+    }
+
+    #[test]
+    fn malformed_config_names_file_and_line() {
+        let home = home_with("[default]\nclient_id = \"a\"\nclient_secrt = \"typo\"\n");
+        let h = home.path().to_str().unwrap();
+        let err = resolve_with(&args(&[]), env_of(&[("LIGHTFI_TOKEN_HOME", h)])).unwrap_err();
+        assert_eq!(err.exit_code(), 4);
+        let msg = err.to_string();
+        assert!(msg.contains("config.toml") && msg.contains("line 3"), "{msg}");
+        let home = home_with("[default\n");
+        let h = home.path().to_str().unwrap();
+        let err = resolve_with(&args(&[]), env_of(&[("LIGHTFI_TOKEN_HOME", h)])).unwrap_err();
+        assert!(err.to_string().contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn secret_from_config_file_is_redacted_in_debug() {
+        let home = home_with("[default]\nclient_id = \"a\"\nclient_secret = \"hunter2\"\n");
+        let h = home.path().to_str().unwrap();
+        let s = resolve_with(&args(&[]), env_of(&[("LIGHTFI_TOKEN_HOME", h)])).unwrap();
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn plain_http_only_for_loopback_and_bad_profiles_refused() {
+        assert!(check_oauth_url("http://127.0.0.1:9/oauth2").is_ok());
+        assert!(check_oauth_url("http://[::1]:9/oauth2").is_ok());
+        assert!(check_oauth_url("http://evil.example/oauth2").is_err());
+        assert!(check_oauth_url("not a url").is_err());
+        assert!(check_profile_name("../etc").is_err());
+        assert!(check_profile_name("staging-2").is_ok());
+    }
+}

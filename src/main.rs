@@ -1,0 +1,124 @@
+//! `lightfi-token`: parse the command line, run the command, and turn an
+//! error into `lightfi-token: error: …` + `hint: …` on stderr and the
+//! contract's exit code. stdout carries only the requested output.
+
+mod cli;
+mod config;
+mod error;
+mod login;
+mod oauth;
+mod output;
+mod secret;
+mod status;
+mod store;
+mod token;
+
+use std::io::{Read, Write};
+use std::process::ExitCode;
+
+use clap::Parser;
+use time::OffsetDateTime;
+
+use crate::cli::{Cli, Command, Format, GetArgs};
+use crate::config::Settings;
+use crate::error::{Error, Result};
+use crate::secret::Secret;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
+        }
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lightfi-token: error: {e}\nhint: {}", e.hint());
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// Print a warning on stderr (never a token: callers pass only `Secret`-free text).
+pub fn warn(msg: &str) {
+    eprintln!("lightfi-token: warning: {msg}");
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let settings = config::resolve(&cli.global)?;
+    match cli.command.unwrap_or(Command::Get(cli.get)) {
+        Command::Get(args) => get(&settings, &args),
+        Command::Login(args) if args.refresh_token_stdin => import(&settings),
+        Command::Login(_) => Err(Error::unexpected("browser login is not available yet")),
+        Command::Logout { no_revoke } => token::logout(&settings, !no_revoke),
+        Command::Status { json } => {
+            let status = status::status(&settings);
+            let text = if json {
+                serde_json::to_string(&status).map_err(|e| Error::unexpected(e.to_string()))? + "\n"
+            } else {
+                status::render_text(&status)
+            };
+            print(&text)?;
+            if status.logged_in() {
+                Ok(())
+            } else {
+                Err(Error::LoginRequired { msg: format!("not logged in (profile `{}`)", settings.profile) })
+            }
+        }
+        Command::GitCredential { .. } | Command::Exec { .. } | Command::Serve { .. } => {
+            Err(Error::unexpected("this command is not available yet"))
+        }
+    }
+}
+
+fn get(settings: &Settings, args: &GetArgs) -> Result<()> {
+    let format = args.format();
+    let exec_info = match format {
+        Format::ExecCredential => std::env::var("KUBERNETES_EXEC_INFO").ok(),
+        _ => None,
+    };
+    let want = token::Want {
+        min_valid: args.min_valid,
+        force_refresh: args.force_refresh,
+        interactive: token::interaction_allowed(settings)
+            && !output::exec_info_forbids_interaction(exec_info.as_deref()),
+    };
+    // Check the requested ExecCredential version before any network work.
+    if format == Format::ExecCredential {
+        output::exec_api_version(exec_info.as_deref())?;
+    }
+    let access = token::obtain(settings, want)?;
+    print(&output::render(format, &access, OffsetDateTime::now_utc(), exec_info.as_deref())?)
+}
+
+fn import(settings: &Settings) -> Result<()> {
+    let mut input = String::new();
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .map_err(|e| Error::unexpected(format!("cannot read the refresh token from stdin: {e}")))?;
+    let refresh_token = input.trim();
+    if refresh_token.is_empty() || refresh_token.contains(char::is_whitespace) {
+        return Err(Error::Usage {
+            msg: "expected one refresh token on stdin".into(),
+            hint: "pipe it in, e.g. `lightfi-token login --refresh-token-stdin < refresh-token.txt`".into(),
+        });
+    }
+    let access = token::import(settings, Secret::new(refresh_token))?;
+    eprintln!(
+        "lightfi-token: refresh token stored for profile `{}`; access token valid until {}",
+        settings.profile,
+        output::rfc3339(access.expires_at)
+    );
+    Ok(())
+}
+
+/// Write to stdout in one piece.
+fn print(text: &str) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(|e| Error::unexpected(format!("cannot write to stdout: {e}")))
+}

@@ -1,0 +1,155 @@
+//! The `get` output formats (CONTRACT.md, "Commands"): exactly one line each.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::cli::Format;
+use crate::error::{Error, Result};
+use crate::store::AccessToken;
+
+/// `client.authentication.k8s.io` versions whose ExecCredential we can write.
+const EXEC_API_VERSIONS: [&str; 2] = ["client.authentication.k8s.io/v1", "client.authentication.k8s.io/v1beta1"];
+
+/// The token in `format`, ending in a newline. `exec_info` is the value of
+/// `KUBERNETES_EXEC_INFO`, if set.
+pub fn render(format: Format, access: &AccessToken, now: OffsetDateTime, exec_info: Option<&str>) -> Result<String> {
+    let token = access.token.expose();
+    let mut out = match format {
+        Format::Raw => token.to_string(),
+        Format::Header => format!("Authorization: Bearer {token}"),
+        Format::Json => to_json(&JsonToken {
+            access_token: token,
+            token_type: "Bearer",
+            expires_at: rfc3339(access.expires_at),
+            expires_in: access.seconds_left(now).max(0),
+        }),
+        Format::ExecCredential => to_json(&ExecCredential {
+            api_version: exec_api_version(exec_info)?,
+            kind: "ExecCredential",
+            status: ExecStatus { token, expiration_timestamp: rfc3339(access.expires_at) },
+        }),
+    };
+    out.push('\n');
+    Ok(out)
+}
+
+/// RFC 3339 in UTC with whole seconds, e.g. `2026-11-26T10:27:28Z`.
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    t.replace_nanosecond(0).unwrap_or(t).format(&Rfc3339).unwrap_or_default()
+}
+
+fn to_json(value: &impl Serialize) -> String {
+    serde_json::to_string(value).expect("plain structs of strings and numbers always serialize")
+}
+
+#[derive(Serialize)]
+struct JsonToken<'a> {
+    access_token: &'a str,
+    token_type: &'a str,
+    expires_at: String,
+    expires_in: i64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ExecCredential<'a> {
+    api_version: &'a str,
+    kind: &'a str,
+    status: ExecStatus<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ExecStatus<'a> {
+    token: &'a str,
+    expiration_timestamp: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ExecInfo {
+    api_version: Option<String>,
+    #[serde(default)]
+    spec: ExecInfoSpec,
+}
+
+#[derive(Deserialize, Default)]
+struct ExecInfoSpec {
+    interactive: Option<bool>,
+}
+
+/// The apiVersion to answer with: the one in `KUBERNETES_EXEC_INFO`, else v1.
+pub fn exec_api_version(exec_info: Option<&str>) -> Result<&'static str> {
+    let Some(info) = exec_info.filter(|s| !s.trim().is_empty()) else {
+        return Ok(EXEC_API_VERSIONS[0]);
+    };
+    let parsed: ExecInfo = serde_json::from_str(info).map_err(|e| {
+        Error::config(
+            format!("KUBERNETES_EXEC_INFO is not valid ExecCredential JSON ({e})"),
+            "unset it, or run lightfi-token from a kubeconfig `exec` section",
+        )
+    })?;
+    let Some(wanted) = parsed.api_version else {
+        return Ok(EXEC_API_VERSIONS[0]);
+    };
+    EXEC_API_VERSIONS.into_iter().find(|v| *v == wanted).ok_or_else(|| {
+        Error::config(
+            format!("the kubeconfig asks for ExecCredential {wanted}, which lightfi-token does not speak"),
+            "set `apiVersion: client.authentication.k8s.io/v1` in the kubeconfig's exec section",
+        )
+    })
+}
+
+/// `KUBERNETES_EXEC_INFO`'s `spec.interactive`: false means client-go has no
+/// terminal for us, so a browser login must not start.
+pub fn exec_info_forbids_interaction(exec_info: Option<&str>) -> bool {
+    exec_info.and_then(|s| serde_json::from_str::<ExecInfo>(s).ok()).and_then(|i| i.spec.interactive) == Some(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Secret;
+    use time::macros::datetime;
+
+    fn token() -> AccessToken {
+        AccessToken {
+            token: Secret::new("tok"),
+            token_type: "Bearer".into(),
+            obtained_at: datetime!(2026-11-26 09:27:28.5 UTC),
+            expires_at: datetime!(2026-11-26 10:27:28.5 UTC),
+            scope: None,
+            env_refresh_digest: None,
+        }
+    }
+
+    #[test]
+    fn every_format_is_exact() {
+        let now = datetime!(2026-11-26 09:28:28.5 UTC);
+        let t = token();
+        assert_eq!(render(Format::Raw, &t, now, None).unwrap(), "tok\n");
+        assert_eq!(render(Format::Header, &t, now, None).unwrap(), "Authorization: Bearer tok\n");
+        assert_eq!(
+            render(Format::Json, &t, now, None).unwrap(),
+            "{\"access_token\":\"tok\",\"token_type\":\"Bearer\",\"expires_at\":\"2026-11-26T10:27:28Z\",\"expires_in\":3540}\n"
+        );
+        assert_eq!(
+            render(Format::ExecCredential, &t, now, None).unwrap(),
+            "{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\",\
+             \"status\":{\"token\":\"tok\",\"expirationTimestamp\":\"2026-11-26T10:27:28Z\"}}\n"
+        );
+    }
+
+    #[test]
+    fn exec_credential_answers_the_requested_version() {
+        let info = r#"{"apiVersion":"client.authentication.k8s.io/v1beta1","kind":"ExecCredential","spec":{"interactive":false}}"#;
+        assert_eq!(exec_api_version(Some(info)).unwrap(), "client.authentication.k8s.io/v1beta1");
+        assert!(exec_info_forbids_interaction(Some(info)));
+        assert!(!exec_info_forbids_interaction(None));
+        let alpha = r#"{"apiVersion":"client.authentication.k8s.io/v1alpha1","kind":"ExecCredential"}"#;
+        assert_eq!(exec_api_version(Some(alpha)).unwrap_err().exit_code(), 4);
+        assert_eq!(exec_api_version(Some("{")).unwrap_err().exit_code(), 4);
+    }
+}

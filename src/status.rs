@@ -1,0 +1,130 @@
+//! `status`: what is stored for the profile, and who the access token says
+//! the user is. Claims are decoded without verifying the signature: this is a
+//! display for a person, never a security decision. No token is ever printed.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Serialize;
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::config::Settings;
+use crate::output::rfc3339;
+use crate::store::Store;
+
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub profile: String,
+    pub store: String,
+    pub client_id: String,
+    pub oauth_url: String,
+    /// "store", "LIGHTFI_REFRESH_TOKEN", or null when there is none.
+    pub refresh_token: Option<&'static str>,
+    pub access_token: Option<AccessStatus>,
+    pub user: Option<String>,
+    pub scopes: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AccessStatus {
+    pub expires_at: String,
+    pub expires_in: i64,
+    pub valid: bool,
+}
+
+impl Status {
+    /// Logged in: a refresh token, or an access token that still works.
+    pub fn logged_in(&self) -> bool {
+        self.refresh_token.is_some() || self.access_token.as_ref().is_some_and(|a| a.valid)
+    }
+}
+
+pub fn status(settings: &Settings) -> Status {
+    let store = Store::new(settings);
+    let tokens = store.load(settings);
+    let now = OffsetDateTime::now_utc();
+    let refresh_token = if settings.env_refresh_token.is_some() {
+        Some("LIGHTFI_REFRESH_TOKEN")
+    } else {
+        tokens.refresh_token.as_ref().map(|_| "store")
+    };
+    let claims = tokens.access.as_ref().and_then(|a| jwt_claims(a.token.expose()));
+    let user = claims.as_ref().and_then(|c| {
+        ["username", "cognito:username", "email", "sub"].iter().find_map(|k| c.get(*k)?.as_str().map(str::to_string))
+    });
+    let scopes = claims
+        .as_ref()
+        .and_then(|c| c.get("scope")?.as_str().map(str::to_string))
+        .or_else(|| tokens.access.as_ref().and_then(|a| a.scope.clone()))
+        .map(|s| s.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default();
+    Status {
+        profile: settings.profile.clone(),
+        store: store.path().display().to_string(),
+        client_id: settings.client_id.clone(),
+        oauth_url: settings.oauth_url.clone(),
+        refresh_token,
+        access_token: tokens.access.as_ref().map(|a| AccessStatus {
+            expires_at: rfc3339(a.expires_at),
+            expires_in: a.seconds_left(now).max(0),
+            valid: a.seconds_left(now) > 0,
+        }),
+        user,
+        scopes,
+    }
+}
+
+pub fn render_text(s: &Status) -> String {
+    let refresh = match s.refresh_token {
+        Some("store") => "stored".to_string(),
+        Some(source) => format!("from {source}"),
+        None => "none (run `lightfi-token login`)".to_string(),
+    };
+    let access = match &s.access_token {
+        Some(a) if a.valid => format!("valid until {} ({})", a.expires_at, minutes(a.expires_in)),
+        Some(a) => format!("expired at {}", a.expires_at),
+        None => "none cached".to_string(),
+    };
+    let mut out = format!(
+        "profile:       {}\nstore:         {}\nclient id:     {}\noauth url:     {}\nrefresh token: {refresh}\naccess token:  {access}\n",
+        s.profile, s.store, s.client_id, s.oauth_url
+    );
+    if let Some(user) = &s.user {
+        out += &format!("user:          {user}\n");
+    }
+    if !s.scopes.is_empty() {
+        out += &format!("scopes:        {}\n", s.scopes.join(" "));
+    }
+    out
+}
+
+fn minutes(secs: i64) -> String {
+    match secs {
+        s if s < 120 => format!("{s} s left"),
+        s => format!("{} min left", s / 60),
+    }
+}
+
+/// The payload of a JWT, decoded but not verified.
+fn jwt_claims(token: &str) -> Option<serde_json::Map<String, Value>> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+    match serde_json::from_slice(&bytes).ok()? {
+        Value::Object(map) => Some(map),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_cognito_access_token_claims() {
+        let payload = URL_SAFE_NO_PAD.encode(br#"{"sub":"1","username":"alice","scope":"aws.cognito.signin.user.admin"}"#);
+        let claims = jwt_claims(&format!("e30.{payload}.sig")).unwrap();
+        assert_eq!(claims["username"], "alice");
+        assert!(jwt_claims("opaque-token").is_none());
+        assert!(jwt_claims("a.!!!.c").is_none());
+    }
+}

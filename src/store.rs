@@ -1,0 +1,266 @@
+//! The token store: one JSON file per profile in `<home>/tokens/`, mode 0600
+//! in a 0700 folder, replaced atomically (temp file, fsync, rename), plus a
+//! separate lock file per profile.
+//!
+//! Why a separate lock file: the token file is replaced by rename, so a lock
+//! on it would lock an inode that the next writer throws away. The lock file
+//! is never replaced; holding it (fs4, exclusive) across re-read → refresh or
+//! login → write makes N concurrent callers cause exactly one token request.
+//! Readers on the cached path take no lock: rename makes every read see a
+//! whole file, old or new.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::config::Settings;
+use crate::error::{Error, Result};
+use crate::secret::Secret;
+
+/// What one profile's file holds. Tokens are bound to the client id and OAuth
+/// URL they were issued for; a file for another client or URL reads as empty.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Tokens {
+    pub client_id: String,
+    pub oauth_url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<AccessToken>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccessToken {
+    pub token: Secret,
+    pub token_type: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub obtained_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// Set when the token was refreshed with `LIGHTFI_REFRESH_TOKEN`: a digest
+    /// of that token, so the cached access token is reused only with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env_refresh_digest: Option<String>,
+}
+
+impl AccessToken {
+    /// Seconds of validity left at `now` (negative once expired).
+    pub fn seconds_left(&self, now: OffsetDateTime) -> i64 {
+        (self.expires_at - now).whole_seconds()
+    }
+
+    /// Usable without a refresh: more than `min_valid` seconds left, where the
+    /// margin is capped at half the token's lifetime — otherwise a token that
+    /// lives 5 minutes would be refreshed on every call with the 300 s default.
+    pub fn is_fresh(&self, now: OffsetDateTime, min_valid: u64) -> bool {
+        let lifetime = (self.expires_at - self.obtained_at).whole_seconds().max(0);
+        let margin = (min_valid.min(i64::MAX as u64) as i64).min(lifetime / 2);
+        self.seconds_left(now) > margin
+    }
+}
+
+impl Tokens {
+    pub fn empty(settings: &Settings) -> Self {
+        Tokens {
+            client_id: settings.client_id.clone(),
+            oauth_url: settings.oauth_url.clone(),
+            refresh_token: None,
+            access: None,
+        }
+    }
+
+    fn belongs_to(&self, settings: &Settings) -> bool {
+        self.client_id == settings.client_id && self.oauth_url == settings.oauth_url
+    }
+}
+
+/// Paths of one profile's store. Creating it does no I/O.
+pub struct Store {
+    dir: PathBuf,
+    path: PathBuf,
+    lock_path: PathBuf,
+}
+
+/// Holds the profile's exclusive lock until dropped.
+pub struct Lock {
+    _file: File,
+}
+
+impl Store {
+    pub fn new(settings: &Settings) -> Self {
+        let dir = settings.home.join("tokens");
+        Store {
+            path: dir.join(format!("{}.json", settings.profile)),
+            lock_path: dir.join(format!("{}.lock", settings.profile)),
+            dir,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The profile's tokens, or empty ones when there are none, they belong to
+    /// another client, or the file is unreadable (reported as a warning:
+    /// a corrupt store must never stop the user from logging in again).
+    pub fn load(&self, settings: &Settings) -> Tokens {
+        let bytes = match fs::read(&self.path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Tokens::empty(settings),
+            Err(e) => {
+                crate::warn(&format!("cannot read {}: {e}; treating it as empty", self.path.display()));
+                return Tokens::empty(settings);
+            }
+        };
+        match serde_json::from_slice::<Tokens>(&bytes) {
+            Ok(tokens) if tokens.belongs_to(settings) => tokens,
+            Ok(_) => Tokens::empty(settings),
+            Err(e) => {
+                // serde_json's message names a line and column and the expected
+                // type, never the file's content.
+                let what = if e.is_data() { "unexpected content" } else { "not valid JSON" };
+                crate::warn(&format!(
+                    "the token store {} is corrupt ({what} at line {}, column {}); treating it as empty",
+                    self.path.display(),
+                    e.line(),
+                    e.column()
+                ));
+                Tokens::empty(settings)
+            }
+        }
+    }
+
+    /// Take the profile's exclusive lock, waiting up to `timeout`. Says so on
+    /// stderr once the wait passes a second, so a user knows why nothing happens.
+    pub fn lock(&self, timeout: Duration) -> Result<Lock> {
+        self.ensure_dir()?;
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(&self.lock_path).map_err(|e| Error::io("cannot open the lock file", &self.lock_path, e))?;
+
+        let start = Instant::now();
+        let mut announced = false;
+        let mut pause = Duration::from_millis(5);
+        loop {
+            match fs4::fs_std::FileExt::try_lock_exclusive(&file) {
+                Ok(true) => return Ok(Lock { _file: file }),
+                Ok(false) => {}
+                Err(e) => return Err(Error::io("cannot lock", &self.lock_path, e)),
+            }
+            let waited = start.elapsed();
+            if waited >= timeout {
+                return Err(Error::LockTimeout { path: self.lock_path.clone(), secs: timeout.as_secs() });
+            }
+            if !announced && waited >= Duration::from_secs(1) {
+                eprintln!(
+                    "lightfi-token: waiting for another lightfi-token process using this profile (up to {} s more)…",
+                    (timeout - waited).as_secs()
+                );
+                announced = true;
+            }
+            std::thread::sleep(pause.min(timeout - waited));
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
+    }
+
+    /// Replace the profile's file atomically. Call with the lock held.
+    pub fn save(&self, tokens: &Tokens, _lock: &Lock) -> Result<()> {
+        self.ensure_dir()?;
+        let json = serde_json::to_vec_pretty(tokens).map_err(|e| Error::unexpected(format!("cannot encode tokens: {e}")))?;
+        let tmp = self.dir.join(format!(".{}.{}.tmp", self.file_name(), std::process::id()));
+        let written = write_private(&tmp, &json).and_then(|()| fs::rename(&tmp, &self.path));
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(Error::io("cannot write the token store", &self.path, e));
+        }
+        // Make the rename itself durable.
+        #[cfg(unix)]
+        if let Ok(dir) = File::open(&self.dir) {
+            let _ = dir.sync_all();
+        }
+        Ok(())
+    }
+
+    /// Delete the profile's tokens. Call with the lock held. Returns whether there was a file.
+    pub fn delete(&self, _lock: &Lock) -> Result<bool> {
+        match fs::remove_file(&self.path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::io("cannot delete", &self.path, e)),
+        }
+    }
+
+    fn file_name(&self) -> String {
+        self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    }
+
+    /// Create `<home>/tokens` as 0700 (and `<home>` when missing), and tighten
+    /// the tokens folder if something loosened it.
+    fn ensure_dir(&self) -> Result<()> {
+        let mut builder = fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(&self.dir).map_err(|e| Error::io("cannot create", &self.dir, e))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let meta = fs::metadata(&self.dir).map_err(|e| Error::io("cannot inspect", &self.dir, e))?;
+            if meta.permissions().mode() & 0o077 != 0 {
+                fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o700))
+                    .map_err(|e| Error::io("cannot restrict the permissions of", &self.dir, e))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Write `bytes` to a new file only its owner can read, and fsync it.
+pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn token(obtained: OffsetDateTime, expires: OffsetDateTime) -> AccessToken {
+        AccessToken {
+            token: Secret::new("t"),
+            token_type: "Bearer".into(),
+            obtained_at: obtained,
+            expires_at: expires,
+            scope: None,
+            env_refresh_digest: None,
+        }
+    }
+
+    #[test]
+    fn min_valid_is_capped_at_half_the_lifetime() {
+        let t0 = datetime!(2026-11-26 10:00 UTC);
+        // A 5-minute token with the 300 s default: fresh for its first half.
+        let short = token(t0, t0 + Duration::from_secs(300));
+        assert!(short.is_fresh(t0 + Duration::from_secs(100), 300));
+        assert!(!short.is_fresh(t0 + Duration::from_secs(160), 300));
+        // A 1-hour token: refreshed when less than 300 s are left.
+        let long = token(t0, t0 + Duration::from_secs(3600));
+        assert!(long.is_fresh(t0 + Duration::from_secs(3200), 300));
+        assert!(!long.is_fresh(t0 + Duration::from_secs(3400), 300));
+        assert!(!long.is_fresh(t0 + Duration::from_secs(4000), 0));
+    }
+}
