@@ -136,7 +136,12 @@ pub enum Command {
     /// Run a command with LIGHTFI_ACCESS_TOKEN and LIGHTFI_TOKEN_EXPIRES_AT set
     Exec {
         /// The command and its arguments, after `--`
-        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
+        #[arg(
+            required = true,
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "CMD"
+        )]
         command: Vec<OsString>,
     },
 

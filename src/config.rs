@@ -65,10 +65,18 @@ pub fn resolve(args: &GlobalArgs) -> Result<Settings> {
 pub fn resolve_with(args: &GlobalArgs, env: impl Fn(&str) -> Option<String>) -> Result<Settings> {
     let env = |name: &str| env(name).filter(|v| !v.is_empty());
 
-    let profile = args.profile.clone().or_else(|| env("LIGHTFI_PROFILE")).unwrap_or_else(|| DEFAULT_PROFILE.into());
+    let profile = args
+        .profile
+        .clone()
+        .or_else(|| env("LIGHTFI_PROFILE"))
+        .unwrap_or_else(|| DEFAULT_PROFILE.into());
     check_profile_name(&profile)?;
 
-    let home = match args.home.clone().or_else(|| env("LIGHTFI_TOKEN_HOME").map(PathBuf::from)) {
+    let home = match args
+        .home
+        .clone()
+        .or_else(|| env("LIGHTFI_TOKEN_HOME").map(PathBuf::from))
+    {
         Some(home) => home,
         None => dirs::config_dir().map(|d| d.join("lightfi-token")).ok_or_else(|| {
             Error::config(
@@ -104,7 +112,10 @@ pub fn resolve_with(args: &GlobalArgs, env: impl Fn(&str) -> Option<String>) -> 
             )
         })?;
 
-    let client_secret = env("LIGHTFI_CLIENT_SECRET").or_else(|| env("CLIENT_SECRET")).map(Secret::new).or(file.client_secret);
+    let client_secret = env("LIGHTFI_CLIENT_SECRET")
+        .or_else(|| env("CLIENT_SECRET"))
+        .map(Secret::new)
+        .or(file.client_secret);
 
     let redirect_uri = args
         .redirect_uri
@@ -113,8 +124,12 @@ pub fn resolve_with(args: &GlobalArgs, env: impl Fn(&str) -> Option<String>) -> 
         .or(file.redirect_uri)
         .unwrap_or_else(|| DEFAULT_REDIRECT_URI.into());
 
-    let scope =
-        args.scope.clone().or_else(|| env("LIGHTFI_SCOPE")).or(file.scope).unwrap_or_else(|| DEFAULT_SCOPE.into());
+    let scope = args
+        .scope
+        .clone()
+        .or_else(|| env("LIGHTFI_SCOPE"))
+        .or(file.scope)
+        .unwrap_or_else(|| DEFAULT_SCOPE.into());
 
     Ok(Settings {
         profile,
@@ -136,7 +151,9 @@ fn check_profile_name(profile: &str) -> Result<()> {
     let ok = !profile.is_empty()
         && profile.len() <= 64
         && !profile.starts_with('.')
-        && profile.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        && profile
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
     if ok {
         Ok(())
     } else {
@@ -154,7 +171,9 @@ fn check_oauth_url(raw: &str) -> Result<String> {
     let bad = |why: &str| {
         Error::config(
             format!("invalid OAuth URL `{raw}`: {why}"),
-            format!("use the hosted UI's base URL, e.g. {DEFAULT_OAUTH_URL} (--oauth-url, LIGHTFI_OAUTH_URL or oauth_url in config.toml)"),
+            format!(
+                "use the hosted UI's base URL, e.g. {DEFAULT_OAUTH_URL} (--oauth-url, LIGHTFI_OAUTH_URL or oauth_url in config.toml)"
+            ),
         )
     };
     let url = url::Url::parse(trimmed).map_err(|e| bad(&e.to_string()))?;
@@ -224,9 +243,15 @@ mod tests {
 
     #[test]
     fn flag_beats_env_beats_file_beats_default() {
-        let home = home_with("[default]\nclient_id = \"file\"\nscope = \"file-scope\"\nredirect_uri = \"http://localhost:4000\"\n");
+        let home = home_with(
+            "[default]\nclient_id = \"file\"\nscope = \"file-scope\"\nredirect_uri = \"http://localhost:4000\"\n",
+        );
         let h = home.path().to_str().unwrap();
-        let env = [("LIGHTFI_TOKEN_HOME", h), ("LIGHTFI_CLIENT_ID", "env"), ("LIGHTFI_SCOPE", "env-scope")];
+        let env = [
+            ("LIGHTFI_TOKEN_HOME", h),
+            ("LIGHTFI_CLIENT_ID", "env"),
+            ("LIGHTFI_SCOPE", "env-scope"),
+        ];
         let s = resolve_with(&args(&["--client-id", "flag"]), env_of(&env)).unwrap();
         assert_eq!(s.client_id, "flag");
         assert_eq!(s.scope, "env-scope");
@@ -240,17 +265,27 @@ mod tests {
     fn seed_script_variables_are_accepted_after_lightfi_ones() {
         let home = home_with("");
         let h = home.path().to_str().unwrap();
-        let env = [("LIGHTFI_TOKEN_HOME", h), ("CLIENT_ID", "seed"), ("CLIENT_SECRET", "shh")];
+        let env = [
+            ("LIGHTFI_TOKEN_HOME", h),
+            ("CLIENT_ID", "seed"),
+            ("CLIENT_SECRET", "shh"),
+        ];
         let s = resolve_with(&args(&[]), env_of(&env)).unwrap();
         assert_eq!(s.client_id, "seed");
         assert_eq!(s.client_secret.unwrap().expose(), "shh");
-        let env = [("LIGHTFI_TOKEN_HOME", h), ("CLIENT_ID", "seed"), ("LIGHTFI_CLIENT_ID", "new")];
+        let env = [
+            ("LIGHTFI_TOKEN_HOME", h),
+            ("CLIENT_ID", "seed"),
+            ("LIGHTFI_CLIENT_ID", "new"),
+        ];
         assert_eq!(resolve_with(&args(&[]), env_of(&env)).unwrap().client_id, "new");
     }
 
     #[test]
     fn profile_selects_its_table() {
-        let home = home_with("[default]\nclient_id = \"a\"\n[staging]\nclient_id = \"b\"\noauth_url = \"https://x.example/oauth2/\"\n");
+        let home = home_with(
+            "[default]\nclient_id = \"a\"\n[staging]\nclient_id = \"b\"\noauth_url = \"https://x.example/oauth2/\"\n",
+        );
         let h = home.path().to_str().unwrap();
         let s = resolve_with(&args(&["--profile", "staging"]), env_of(&[("LIGHTFI_TOKEN_HOME", h)])).unwrap();
         assert_eq!(s.client_id, "b");

@@ -49,7 +49,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn config(msg: impl Into<String>, hint: impl Into<String>) -> Self {
-        Error::Config { msg: msg.into(), hint: hint.into() }
+        Error::Config {
+            msg: msg.into(),
+            hint: hint.into(),
+        }
     }
 
     pub fn unavailable(msg: impl Into<String>) -> Self {
@@ -62,7 +65,9 @@ impl Error {
 
     /// An I/O failure on `path`, described as `what` ("cannot write", …).
     pub fn io(what: &str, path: &std::path::Path, err: std::io::Error) -> Self {
-        Error::Unexpected { msg: format!("{what} {}: {err}", path.display()) }
+        Error::Unexpected {
+            msg: format!("{what} {}: {err}", path.display()),
+        }
     }
 
     pub fn exit_code(&self) -> u8 {
@@ -80,9 +85,11 @@ impl Error {
         match self {
             Error::Usage { hint, .. } | Error::LoginFailed { hint, .. } | Error::Config { hint, .. } => hint.clone(),
             Error::LoginRequired { .. } | Error::RefreshRejected(_) => "run `lightfi-token login`".into(),
-            Error::ClientRejected(_) => "check the client id and secret (LIGHTFI_CLIENT_ID, LIGHTFI_CLIENT_SECRET or config.toml) \
+            Error::ClientRejected(_) => {
+                "check the client id and secret (LIGHTFI_CLIENT_ID, LIGHTFI_CLIENT_SECRET or config.toml) \
                  and that the Cognito app client allows the authorization-code and refresh-token grants"
-                .into(),
+                    .into()
+            }
             Error::ServerUnavailable { .. } => {
                 "check your network and the OAuth URL (--oauth-url, LIGHTFI_OAUTH_URL), then try again; \
                  your stored login was kept"
@@ -122,20 +129,40 @@ mod tests {
 
     #[test]
     fn exit_codes_follow_the_contract_table() {
-        let oauth = || OAuthError { error: "x".into(), description: None };
+        let oauth = || OAuthError {
+            error: "x".into(),
+            description: None,
+        };
         assert_eq!(Error::unexpected("x").exit_code(), 1);
-        assert_eq!(Error::Usage { msg: "x".into(), hint: "y".into() }.exit_code(), 2);
+        assert_eq!(
+            Error::Usage {
+                msg: "x".into(),
+                hint: "y".into()
+            }
+            .exit_code(),
+            2
+        );
         assert_eq!(Error::LoginRequired { msg: "x".into() }.exit_code(), 3);
         assert_eq!(Error::RefreshRejected(oauth()).exit_code(), 3);
         assert_eq!(Error::config("x", "y").exit_code(), 4);
         assert_eq!(Error::ClientRejected(oauth()).exit_code(), 4);
         assert_eq!(Error::unavailable("x").exit_code(), 5);
-        assert_eq!(Error::LockTimeout { path: "l".into(), secs: 1 }.exit_code(), 6);
+        assert_eq!(
+            Error::LockTimeout {
+                path: "l".into(),
+                secs: 1
+            }
+            .exit_code(),
+            6
+        );
     }
 
     #[test]
     fn oauth_error_shows_code_and_description() {
-        let e = OAuthError { error: "invalid_grant".into(), description: Some("Refresh Token has been revoked".into()) };
+        let e = OAuthError {
+            error: "invalid_grant".into(),
+            description: Some("Refresh Token has been revoked".into()),
+        };
         assert_eq!(e.to_string(), "invalid_grant (Refresh Token has been revoked)");
     }
 }

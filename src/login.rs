@@ -7,5 +7,7 @@ use crate::store::{AccessToken, Lock, Store, Tokens};
 
 /// Log in with the lock held, store the tokens and return the access token.
 pub fn login(settings: &Settings, _store: &Store, _lock: &Lock, _tokens: Tokens) -> Result<AccessToken> {
-    Err(Error::LoginRequired { msg: format!("not logged in (profile `{}`)", settings.profile) })
+    Err(Error::LoginRequired {
+        msg: format!("not logged in (profile `{}`)", settings.profile),
+    })
 }

@@ -64,7 +64,9 @@ fn run(cli: Cli) -> Result<()> {
             if status.logged_in() {
                 Ok(())
             } else {
-                Err(Error::LoginRequired { msg: format!("not logged in (profile `{}`)", settings.profile) })
+                Err(Error::LoginRequired {
+                    msg: format!("not logged in (profile `{}`)", settings.profile),
+                })
             }
         }
         Command::GitCredential { .. } | Command::Exec { .. } | Command::Serve { .. } => {
@@ -90,7 +92,12 @@ fn get(settings: &Settings, args: &GetArgs) -> Result<()> {
         output::exec_api_version(exec_info.as_deref())?;
     }
     let access = token::obtain(settings, want)?;
-    print(&output::render(format, &access, OffsetDateTime::now_utc(), exec_info.as_deref())?)
+    print(&output::render(
+        format,
+        &access,
+        OffsetDateTime::now_utc(),
+        exec_info.as_deref(),
+    )?)
 }
 
 fn import(settings: &Settings) -> Result<()> {

@@ -78,7 +78,10 @@ impl<'a> OAuthClient<'a> {
 
     /// `grant_type=refresh_token` (RFC 6749 §6).
     pub fn refresh(&self, refresh_token: &Secret) -> Result<TokenResponse, Failure> {
-        let form = [("grant_type", "refresh_token"), ("refresh_token", refresh_token.expose())];
+        let form = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token.expose()),
+        ];
         self.token_request(&form)
     }
 
@@ -104,7 +107,10 @@ impl<'a> OAuthClient<'a> {
         let body = response.bytes().unwrap_or_default();
         match oauth_error(&body) {
             Some(e) => Err(Failure::OAuth(e)),
-            None => Err(Failure::Unavailable(format!("{} answered HTTP {status}", self.settings.endpoint("revoke")))),
+            None => Err(Failure::Unavailable(format!(
+                "{} answered HTTP {status}",
+                self.settings.endpoint("revoke")
+            ))),
         }
     }
 
@@ -120,10 +126,12 @@ impl<'a> OAuthClient<'a> {
         }
         match oauth_error(&body) {
             Some(e) => Err(Failure::OAuth(e)),
-            None if status == StatusCode::NOT_FOUND || status == StatusCode::METHOD_NOT_ALLOWED => {
-                Err(Failure::Unavailable(format!("{url} answered HTTP {status}: is the OAuth URL right?")))
-            }
-            None => Err(Failure::Unavailable(format!("{url} answered HTTP {status} without an OAuth error"))),
+            None if status == StatusCode::NOT_FOUND || status == StatusCode::METHOD_NOT_ALLOWED => Err(
+                Failure::Unavailable(format!("{url} answered HTTP {status}: is the OAuth URL right?")),
+            ),
+            None => Err(Failure::Unavailable(format!(
+                "{url} answered HTTP {status} without an OAuth error"
+            ))),
         }
     }
 
@@ -140,7 +148,9 @@ impl<'a> OAuthClient<'a> {
                 request = request.basic_auth(&self.settings.client_id, Some(secret.expose()));
             }
             let (problem, retry_after) = match request.send() {
-                Ok(r) if !(r.status().is_server_error() || r.status() == StatusCode::TOO_MANY_REQUESTS) => return Ok(r),
+                Ok(r) if !(r.status().is_server_error() || r.status() == StatusCode::TOO_MANY_REQUESTS) => {
+                    return Ok(r);
+                }
                 Ok(r) => (format!("{url} answered HTTP {}", r.status()), retry_after(&r)),
                 Err(e) => (format!("cannot reach {url}: {}", describe(&e)), None),
             };
@@ -158,7 +168,14 @@ impl<'a> OAuthClient<'a> {
 /// `Retry-After` in seconds (RFC 9110 §10.2.3), at most [`MAX_RETRY_AFTER`].
 /// The HTTP-date form is treated as absent: the default backoff applies.
 fn retry_after(response: &Response) -> Option<Duration> {
-    let secs: u64 = response.headers().get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()?;
+    let secs: u64 = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
     Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER))
 }
 
@@ -180,7 +197,10 @@ fn describe(e: &reqwest::Error) -> String {
 fn oauth_error(body: &[u8]) -> Option<OAuthError> {
     let value: Value = serde_json::from_slice(body).ok()?;
     let error = value.get("error")?.as_str()?.to_string();
-    let description = value.get("error_description").and_then(Value::as_str).map(str::to_string);
+    let description = value
+        .get("error_description")
+        .and_then(Value::as_str)
+        .map(str::to_string);
     Some(OAuthError { error, description })
 }
 

@@ -9,7 +9,10 @@ use crate::error::{Error, Result};
 use crate::store::AccessToken;
 
 /// `client.authentication.k8s.io` versions whose ExecCredential we can write.
-const EXEC_API_VERSIONS: [&str; 2] = ["client.authentication.k8s.io/v1", "client.authentication.k8s.io/v1beta1"];
+const EXEC_API_VERSIONS: [&str; 2] = [
+    "client.authentication.k8s.io/v1",
+    "client.authentication.k8s.io/v1beta1",
+];
 
 /// The token in `format`, ending in a newline. `exec_info` is the value of
 /// `KUBERNETES_EXEC_INFO`, if set.
@@ -27,7 +30,10 @@ pub fn render(format: Format, access: &AccessToken, now: OffsetDateTime, exec_in
         Format::ExecCredential => to_json(&ExecCredential {
             api_version: exec_api_version(exec_info)?,
             kind: "ExecCredential",
-            status: ExecStatus { token, expiration_timestamp: rfc3339(access.expires_at) },
+            status: ExecStatus {
+                token,
+                expiration_timestamp: rfc3339(access.expires_at),
+            },
         }),
     };
     out.push('\n');
@@ -37,7 +43,10 @@ pub fn render(format: Format, access: &AccessToken, now: OffsetDateTime, exec_in
 /// RFC 3339 in UTC with whole seconds, e.g. `2026-11-26T10:27:28Z`.
 pub fn rfc3339(t: OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);
-    t.replace_nanosecond(0).unwrap_or(t).format(&Rfc3339).unwrap_or_default()
+    t.replace_nanosecond(0)
+        .unwrap_or(t)
+        .format(&Rfc3339)
+        .unwrap_or_default()
 }
 
 fn to_json(value: &impl Serialize) -> String {
@@ -105,7 +114,10 @@ pub fn exec_api_version(exec_info: Option<&str>) -> Result<&'static str> {
 /// `KUBERNETES_EXEC_INFO`'s `spec.interactive`: false means client-go has no
 /// terminal for us, so a browser login must not start.
 pub fn exec_info_forbids_interaction(exec_info: Option<&str>) -> bool {
-    exec_info.and_then(|s| serde_json::from_str::<ExecInfo>(s).ok()).and_then(|i| i.spec.interactive) == Some(false)
+    exec_info
+        .and_then(|s| serde_json::from_str::<ExecInfo>(s).ok())
+        .and_then(|i| i.spec.interactive)
+        == Some(false)
 }
 
 #[cfg(test)]
@@ -130,7 +142,10 @@ mod tests {
         let now = datetime!(2026-11-26 09:28:28.5 UTC);
         let t = token();
         assert_eq!(render(Format::Raw, &t, now, None).unwrap(), "tok\n");
-        assert_eq!(render(Format::Header, &t, now, None).unwrap(), "Authorization: Bearer tok\n");
+        assert_eq!(
+            render(Format::Header, &t, now, None).unwrap(),
+            "Authorization: Bearer tok\n"
+        );
         assert_eq!(
             render(Format::Json, &t, now, None).unwrap(),
             "{\"access_token\":\"tok\",\"token_type\":\"Bearer\",\"expires_at\":\"2026-11-26T10:27:28Z\",\"expires_in\":3540}\n"
@@ -145,7 +160,10 @@ mod tests {
     #[test]
     fn exec_credential_answers_the_requested_version() {
         let info = r#"{"apiVersion":"client.authentication.k8s.io/v1beta1","kind":"ExecCredential","spec":{"interactive":false}}"#;
-        assert_eq!(exec_api_version(Some(info)).unwrap(), "client.authentication.k8s.io/v1beta1");
+        assert_eq!(
+            exec_api_version(Some(info)).unwrap(),
+            "client.authentication.k8s.io/v1beta1"
+        );
         assert!(exec_info_forbids_interaction(Some(info)));
         assert!(!exec_info_forbids_interaction(None));
         let alpha = r#"{"apiVersion":"client.authentication.k8s.io/v1alpha1","kind":"ExecCredential"}"#;

@@ -50,7 +50,9 @@ pub fn status(settings: &Settings) -> Status {
     };
     let claims = tokens.access.as_ref().and_then(|a| jwt_claims(a.token.expose()));
     let user = claims.as_ref().and_then(|c| {
-        ["username", "cognito:username", "email", "sub"].iter().find_map(|k| c.get(*k)?.as_str().map(str::to_string))
+        ["username", "cognito:username", "email", "sub"]
+            .iter()
+            .find_map(|k| c.get(*k)?.as_str().map(str::to_string))
     });
     let scopes = claims
         .as_ref()
@@ -121,7 +123,8 @@ mod tests {
 
     #[test]
     fn decodes_cognito_access_token_claims() {
-        let payload = URL_SAFE_NO_PAD.encode(br#"{"sub":"1","username":"alice","scope":"aws.cognito.signin.user.admin"}"#);
+        let payload =
+            URL_SAFE_NO_PAD.encode(br#"{"sub":"1","username":"alice","scope":"aws.cognito.signin.user.admin"}"#);
         let claims = jwt_claims(&format!("e30.{payload}.sig")).unwrap();
         assert_eq!(claims["username"], "alice");
         assert!(jwt_claims("opaque-token").is_none());

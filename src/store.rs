@@ -114,7 +114,10 @@ impl Store {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Tokens::empty(settings),
             Err(e) => {
-                crate::warn(&format!("cannot read {}: {e}; treating it as empty", self.path.display()));
+                crate::warn(&format!(
+                    "cannot read {}: {e}; treating it as empty",
+                    self.path.display()
+                ));
                 return Tokens::empty(settings);
             }
         };
@@ -124,7 +127,11 @@ impl Store {
             Err(e) => {
                 // serde_json's message names a line and column and the expected
                 // type, never the file's content.
-                let what = if e.is_data() { "unexpected content" } else { "not valid JSON" };
+                let what = if e.is_data() {
+                    "unexpected content"
+                } else {
+                    "not valid JSON"
+                };
                 crate::warn(&format!(
                     "the token store {} is corrupt ({what} at line {}, column {}); treating it as empty",
                     self.path.display(),
@@ -144,7 +151,9 @@ impl Store {
         options.read(true).write(true).create(true).truncate(false);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let file = options.open(&self.lock_path).map_err(|e| Error::io("cannot open the lock file", &self.lock_path, e))?;
+        let file = options
+            .open(&self.lock_path)
+            .map_err(|e| Error::io("cannot open the lock file", &self.lock_path, e))?;
 
         let start = Instant::now();
         let mut announced = false;
@@ -157,7 +166,10 @@ impl Store {
             }
             let waited = start.elapsed();
             if waited >= timeout {
-                return Err(Error::LockTimeout { path: self.lock_path.clone(), secs: timeout.as_secs() });
+                return Err(Error::LockTimeout {
+                    path: self.lock_path.clone(),
+                    secs: timeout.as_secs(),
+                });
             }
             if !announced && waited >= Duration::from_secs(1) {
                 eprintln!(
@@ -174,8 +186,11 @@ impl Store {
     /// Replace the profile's file atomically. Call with the lock held.
     pub fn save(&self, tokens: &Tokens, _lock: &Lock) -> Result<()> {
         self.ensure_dir()?;
-        let json = serde_json::to_vec_pretty(tokens).map_err(|e| Error::unexpected(format!("cannot encode tokens: {e}")))?;
-        let tmp = self.dir.join(format!(".{}.{}.tmp", self.file_name(), std::process::id()));
+        let json =
+            serde_json::to_vec_pretty(tokens).map_err(|e| Error::unexpected(format!("cannot encode tokens: {e}")))?;
+        let tmp = self
+            .dir
+            .join(format!(".{}.{}.tmp", self.file_name(), std::process::id()));
         let written = write_private(&tmp, &json).and_then(|()| fs::rename(&tmp, &self.path));
         if let Err(e) = written {
             let _ = fs::remove_file(&tmp);
@@ -199,7 +214,10 @@ impl Store {
     }
 
     fn file_name(&self) -> String {
-        self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+        self.path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
     }
 
     /// Create `<home>/tokens` as 0700 (and `<home>` when missing), and tighten
@@ -209,7 +227,9 @@ impl Store {
         builder.recursive(true);
         #[cfg(unix)]
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        builder.create(&self.dir).map_err(|e| Error::io("cannot create", &self.dir, e))?;
+        builder
+            .create(&self.dir)
+            .map_err(|e| Error::io("cannot create", &self.dir, e))?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

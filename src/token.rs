@@ -56,12 +56,18 @@ pub fn obtain(settings: &Settings, want: Want) -> Result<AccessToken> {
         return Ok(access);
     }
 
-    let refresh_token = settings.env_refresh_token.as_ref().or(tokens.refresh_token.as_ref()).cloned();
+    let refresh_token = settings
+        .env_refresh_token
+        .as_ref()
+        .or(tokens.refresh_token.as_ref())
+        .cloned();
     let Some(refresh_token) = refresh_token else {
         if want.interactive {
             return crate::login::login(settings, &store, &lock, tokens);
         }
-        return Err(Error::LoginRequired { msg: format!("not logged in (profile `{}`)", settings.profile) });
+        return Err(Error::LoginRequired {
+            msg: format!("not logged in (profile `{}`)", settings.profile),
+        });
     };
 
     match OAuthClient::new(settings)?.refresh(&refresh_token) {
@@ -123,7 +129,9 @@ pub fn keep(
     response: TokenResponse,
     settings: &Settings,
 ) -> Result<AccessToken> {
-    let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or(OffsetDateTime::now_utc());
+    let now = OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap_or(OffsetDateTime::now_utc());
     let env_digest = settings.env_refresh_token.as_ref().map(digest);
     let access = AccessToken {
         token: response.access_token,
@@ -150,16 +158,27 @@ pub fn keep(
 pub fn import(settings: &Settings, refresh_token: Secret) -> Result<AccessToken> {
     let store = Store::new(settings);
     let lock = store.lock(settings.lock_timeout)?;
-    let response = OAuthClient::new(settings)?.refresh(&refresh_token).map_err(|f| match f.into_refresh_error() {
-        Error::RefreshRejected(e) => Error::LoginFailed {
-            msg: format!("the server rejected that refresh token ({e}); nothing was stored"),
-            hint: "check that it was issued for this client id, or run `lightfi-token login`".into(),
-        },
-        other => other,
-    })?;
+    let response = OAuthClient::new(settings)?
+        .refresh(&refresh_token)
+        .map_err(|f| match f.into_refresh_error() {
+            Error::RefreshRejected(e) => Error::LoginFailed {
+                msg: format!("the server rejected that refresh token ({e}); nothing was stored"),
+                hint: "check that it was issued for this client id, or run `lightfi-token login`".into(),
+            },
+            other => other,
+        })?;
     let mut tokens = Tokens::empty(settings);
     tokens.refresh_token = Some(refresh_token);
-    keep(&store, &lock, &mut tokens, response, &Settings { env_refresh_token: None, ..settings.clone() })
+    keep(
+        &store,
+        &lock,
+        &mut tokens,
+        response,
+        &Settings {
+            env_refresh_token: None,
+            ..settings.clone()
+        },
+    )
 }
 
 /// `logout`: revoke the stored refresh token (RFC 7009), then delete the
@@ -172,10 +191,12 @@ pub fn logout(settings: &Settings, revoke: bool) -> Result<()> {
     if let (true, Some(refresh_token)) = (revoke, &tokens.refresh_token) {
         match OAuthClient::new(settings)?.revoke(refresh_token) {
             Ok(()) => revoked = true,
-            Err(Failure::OAuth(e)) => crate::warn(&format!("the server refused to revoke the refresh token ({e}); deleting it here anyway")),
-            Err(Failure::Unavailable(why)) => {
-                crate::warn(&format!("could not revoke the refresh token ({why}); deleting it here anyway"))
-            }
+            Err(Failure::OAuth(e)) => crate::warn(&format!(
+                "the server refused to revoke the refresh token ({e}); deleting it here anyway"
+            )),
+            Err(Failure::Unavailable(why)) => crate::warn(&format!(
+                "could not revoke the refresh token ({why}); deleting it here anyway"
+            )),
         }
     }
     let deleted = store.delete(&lock)?;

@@ -1,0 +1,371 @@
+//! Shared test harness: a fake Cognito token endpoint and a hermetic way to
+//! run the real `lightfi-token` binary.
+//!
+//! The fake endpoint (tiny_http on 127.0.0.1:0) answers from a script, falls
+//! back to issuing fresh tokens, and records every request so tests can
+//! assert exactly what was sent. It exists for fault injection (5xx,
+//! timeouts, malformed bodies) that a real server does not produce on demand;
+//! the real-server tests use `tests/idp/`.
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+
+pub const CLIENT_ID: &str = "test-client-id";
+pub const CLIENT_SECRET: &str = "client-secret-never-printed";
+
+/// One request as the fake endpoint saw it.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub form: Vec<(String, String)>,
+}
+
+impl Recorded {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// How the fake endpoint answers one request.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// 200 with a new access token `access-N` (a JWT-shaped string) living `expires_in`
+    /// seconds, and a new refresh token `refresh-N` when `rotate`.
+    Fresh { expires_in: u64, rotate: bool },
+    /// Any status, headers and body.
+    Raw {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: String,
+    },
+    /// Wait, then answer.
+    Delay(Duration, Box<Reply>),
+}
+
+impl Reply {
+    pub fn fresh() -> Reply {
+        Reply::Fresh {
+            expires_in: 3600,
+            rotate: false,
+        }
+    }
+    pub fn json(status: u16, body: &str) -> Reply {
+        Reply::Raw {
+            status,
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body: body.into(),
+        }
+    }
+    pub fn oauth_error(status: u16, error: &str) -> Reply {
+        Reply::json(
+            status,
+            &format!(r#"{{"error":"{error}","error_description":"test says {error}"}}"#),
+        )
+    }
+    pub fn status(status: u16) -> Reply {
+        Reply::Raw {
+            status,
+            headers: vec![],
+            body: String::new(),
+        }
+    }
+}
+
+struct Shared {
+    requests: Mutex<Vec<Recorded>>,
+    script: Mutex<VecDeque<Reply>>,
+    fallback: Mutex<Reply>,
+    issued: AtomicUsize,
+    /// Every token this server handed out, for leak checks.
+    secrets: Mutex<Vec<String>>,
+}
+
+pub struct FakeServer {
+    /// The OAuth base URL: `http://127.0.0.1:PORT/oauth2`.
+    pub url: String,
+    server: Arc<tiny_http::Server>,
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl FakeServer {
+    pub fn start() -> FakeServer {
+        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("bind the fake token endpoint"));
+        let port = server.server_addr().to_ip().unwrap().port();
+        let shared = Arc::new(Shared {
+            requests: Mutex::new(vec![]),
+            script: Mutex::new(VecDeque::new()),
+            fallback: Mutex::new(Reply::fresh()),
+            issued: AtomicUsize::new(0),
+            secrets: Mutex::new(vec![]),
+        });
+        let (srv, sh) = (server.clone(), shared.clone());
+        let thread = std::thread::spawn(move || {
+            for request in srv.incoming_requests() {
+                let sh = sh.clone();
+                // One thread per request, so a delayed answer does not hold up others.
+                std::thread::spawn(move || handle(request, &sh));
+            }
+        });
+        FakeServer {
+            url: format!("http://127.0.0.1:{port}/oauth2"),
+            server,
+            shared,
+            thread: Some(thread),
+        }
+    }
+
+    /// Answer the next requests with these replies, in order.
+    pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
+        self.shared.script.lock().unwrap().extend(replies);
+    }
+
+    /// Answer with this once the script is used up (default: [`Reply::fresh`]).
+    pub fn fallback(&self, reply: Reply) {
+        *self.shared.fallback.lock().unwrap() = reply;
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.shared.requests.lock().unwrap().clone()
+    }
+
+    pub fn token_requests(&self) -> Vec<Recorded> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path == "/oauth2/token")
+            .collect()
+    }
+
+    pub fn issued_secrets(&self) -> Vec<String> {
+        self.shared.secrets.lock().unwrap().clone()
+    }
+}
+
+impl Drop for FakeServer {
+    fn drop(&mut self) {
+        self.server.unblock();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn handle(mut request: tiny_http::Request, shared: &Shared) {
+    let mut body = String::new();
+    let _ = std::io::Read::read_to_string(request.as_reader(), &mut body);
+    let recorded = Recorded {
+        method: request.method().to_string(),
+        path: request.url().to_string(),
+        headers: request
+            .headers()
+            .iter()
+            .map(|h| (h.field.to_string(), h.value.to_string()))
+            .collect(),
+        form: url::form_urlencoded::parse(body.as_bytes()).into_owned().collect(),
+    };
+    shared.requests.lock().unwrap().push(recorded);
+    let reply = shared
+        .script
+        .lock()
+        .unwrap()
+        .pop_front()
+        .unwrap_or_else(|| shared.fallback.lock().unwrap().clone());
+    let (status, headers, body) = materialize(reply, shared);
+    let mut response = tiny_http::Response::from_string(body).with_status_code(status);
+    for (k, v) in headers {
+        response.add_header(tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()).unwrap());
+    }
+    let _ = request.respond(response);
+}
+
+fn materialize(reply: Reply, shared: &Shared) -> (u16, Vec<(String, String)>, String) {
+    match reply {
+        Reply::Raw { status, headers, body } => (status, headers, body),
+        Reply::Delay(d, inner) => {
+            std::thread::sleep(d);
+            materialize(*inner, shared)
+        }
+        Reply::Fresh { expires_in, rotate } => {
+            let n = shared.issued.fetch_add(1, Ordering::SeqCst) + 1;
+            let access = jwt_like(n);
+            let mut body = serde_json::json!({
+                "access_token": access,
+                "id_token": format!("id-token-{n}"),
+                "token_type": "Bearer",
+                "expires_in": expires_in,
+            });
+            let mut secrets = shared.secrets.lock().unwrap();
+            secrets.push(access);
+            if rotate {
+                let refresh = format!("rotated-refresh-{n}");
+                body["refresh_token"] = refresh.clone().into();
+                secrets.push(refresh);
+            }
+            (
+                200,
+                vec![("Content-Type".into(), "application/json".into())],
+                body.to_string(),
+            )
+        }
+    }
+}
+
+/// A JWT-shaped access token whose claims name user `alice`, like Cognito's.
+pub fn jwt_like(n: usize) -> String {
+    let claims = format!(
+        r#"{{"sub":"0000-{n}","username":"alice","scope":"aws.cognito.signin.user.admin","client_id":"{CLIENT_ID}","token_use":"access","jti":"access-{n}"}}"#
+    );
+    format!("eyJhbGciOiJub25lIn0.{}.sig{n}", URL_SAFE_NO_PAD.encode(claims))
+}
+
+pub fn basic(id: &str, secret: &str) -> String {
+    format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")))
+}
+
+/// A temporary home, a fake endpoint, and the binary with a scrubbed environment.
+pub struct TestEnv {
+    pub home: tempfile::TempDir,
+    pub server: FakeServer,
+    pub secret: Option<String>,
+    /// Extra strings that must never appear on stderr (seeded tokens…).
+    pub secrets: Mutex<Vec<String>>,
+}
+
+impl TestEnv {
+    /// A confidential client (with a secret), like LightFi's.
+    pub fn new() -> TestEnv {
+        TestEnv::with_secret(Some(CLIENT_SECRET))
+    }
+
+    /// A public client: PKCE only, no secret.
+    pub fn public() -> TestEnv {
+        TestEnv::with_secret(None)
+    }
+
+    fn with_secret(secret: Option<&str>) -> TestEnv {
+        TestEnv {
+            home: tempfile::tempdir().unwrap(),
+            server: FakeServer::start(),
+            secret: secret.map(str::to_string),
+            secrets: Mutex::new(secret.into_iter().map(str::to_string).collect()),
+        }
+    }
+
+    pub fn home(&self) -> &Path {
+        self.home.path()
+    }
+
+    pub fn store_path(&self) -> PathBuf {
+        self.home().join("tokens").join("default.json")
+    }
+
+    pub fn lock_path(&self) -> PathBuf {
+        self.home().join("tokens").join("default.lock")
+    }
+
+    /// `lightfi-token ARGS` with nothing from the developer's environment:
+    /// only PATH, a temp home, the fake endpoint and the test client.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lightfi-token"));
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.home())
+            .env("LIGHTFI_TOKEN_HOME", self.home())
+            .env("LIGHTFI_OAUTH_URL", &self.server.url)
+            .env("LIGHTFI_CLIENT_ID", CLIENT_ID)
+            .args(args)
+            .stdin(Stdio::null());
+        if let Some(secret) = &self.secret {
+            cmd.env("LIGHTFI_CLIENT_SECRET", secret);
+        }
+        cmd
+    }
+
+    /// Run to completion; assert no secret reached stderr.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.run_cmd(self.cmd(args))
+    }
+
+    pub fn run_cmd(&self, mut cmd: Command) -> Output {
+        let out = cmd.output().expect("run lightfi-token");
+        self.assert_no_leak(&out.stderr);
+        out
+    }
+
+    /// Fail if any token, refresh token or the client secret is in `text`.
+    pub fn assert_no_leak(&self, text: &[u8]) {
+        let text = String::from_utf8_lossy(text);
+        let mut all = self.secrets.lock().unwrap().clone();
+        all.extend(self.server.issued_secrets());
+        for s in all {
+            assert!(!text.contains(&s), "a secret leaked into the output: {text}");
+        }
+    }
+
+    pub fn forbid(&self, secret: &str) {
+        self.secrets.lock().unwrap().push(secret.into());
+    }
+
+    /// Write the store as lightfi-token would: `refresh` and an access token
+    /// `access` that was obtained `age` seconds ago and lives `lifetime` seconds.
+    pub fn seed(&self, refresh: Option<&str>, access: Option<(&str, i64, i64)>) {
+        self.seed_for(CLIENT_ID, refresh, access)
+    }
+
+    pub fn seed_for(&self, client_id: &str, refresh: Option<&str>, access: Option<(&str, i64, i64)>) {
+        let now = time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+        let fmt = |t: time::OffsetDateTime| t.format(&time::format_description::well_known::Rfc3339).unwrap();
+        let mut value = serde_json::json!({ "client_id": client_id, "oauth_url": self.server.url });
+        if let Some(r) = refresh {
+            value["refresh_token"] = r.into();
+            self.forbid(r);
+        }
+        if let Some((token, age, lifetime)) = access {
+            let obtained = now - time::Duration::seconds(age);
+            value["access"] = serde_json::json!({
+                "token": token,
+                "token_type": "Bearer",
+                "obtained_at": fmt(obtained),
+                "expires_at": fmt(obtained + time::Duration::seconds(lifetime)),
+            });
+            self.forbid(token);
+        }
+        std::fs::create_dir_all(self.home().join("tokens")).unwrap();
+        std::fs::write(self.store_path(), serde_json::to_vec_pretty(&value).unwrap()).unwrap();
+    }
+
+    pub fn store(&self) -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(self.store_path()).expect("store file exists")).expect("store is JSON")
+    }
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Assert the exit code, showing stderr when it is wrong.
+#[track_caller]
+pub fn assert_exit(out: &Output, code: i32) {
+    assert_eq!(out.status.code(), Some(code), "exit code; stderr:\n{}", stderr(out));
+}

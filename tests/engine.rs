@@ -1,0 +1,599 @@
+//! The token engine, driven through the real binary against the fake endpoint:
+//! cache, refresh, rotation, errors and retries, formats, locking, status,
+//! logout and import.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+#[test]
+fn cached_token_makes_no_request() {
+    let t = TestEnv::new();
+    t.seed(Some("refresh-0"), Some(("cached-access", 60, 3600)));
+    let out = t.run(&["-r"]);
+    assert_exit(&out, 0);
+    assert_eq!(stdout(&out), "cached-access\n");
+    assert_eq!(t.server.requests().len(), 0);
+    assert_eq!(stderr(&out), "");
+}
+
+#[test]
+fn expired_token_is_refreshed_once_with_basic_auth() {
+    let t = TestEnv::new();
+    t.seed(Some("refresh-0"), Some(("old-access", 4000, 3600)));
+    let out = t.run(&["-r"]);
+    assert_exit(&out, 0);
+    let reqs = t.server.requests();
+    assert_eq!(reqs.len(), 1);
+    let r = &reqs[0];
+    assert_eq!((r.method.as_str(), r.path.as_str()), ("POST", "/oauth2/token"));
+    assert_eq!(
+        r.header("Authorization"),
+        Some(basic(CLIENT_ID, CLIENT_SECRET).as_str())
+    );
+    assert!(
+        r.header("Content-Type")
+            .unwrap()
+            .starts_with("application/x-www-form-urlencoded")
+    );
+    assert_eq!(r.field("grant_type"), Some("refresh_token"));
+    assert_eq!(r.field("refresh_token"), Some("refresh-0"));
+    assert_eq!(r.field("client_id"), Some(CLIENT_ID));
+    assert_eq!(
+        r.field("client_secret"),
+        None,
+        "the secret goes in the Basic header only"
+    );
+    assert_eq!(stdout(&out), format!("{}\n", jwt_like(1)));
+    // Stored for the next call, which is then served from the cache.
+    assert_eq!(t.store()["access"]["token"], jwt_like(1));
+    assert_eq!(stdout(&t.run(&["-r"])), format!("{}\n", jwt_like(1)));
+    assert_eq!(t.server.requests().len(), 1);
+}
+
+#[test]
+fn public_client_sends_client_id_in_body_without_basic() {
+    let t = TestEnv::public();
+    t.seed(Some("refresh-0"), None);
+    let out = t.run(&[]);
+    assert_exit(&out, 0);
+    let r = &t.server.requests()[0];
+    assert_eq!(r.header("Authorization"), None);
+    assert_eq!(r.field("client_id"), Some(CLIENT_ID));
+    assert_eq!(r.field("refresh_token"), Some("refresh-0"));
+}
+
+#[test]
+fn rotated_refresh_token_replaces_the_stored_one() {
+    let t = TestEnv::new();
+    t.seed(Some("refresh-0"), None);
+    t.server.fallback(Reply::Fresh {
+        expires_in: 3600,
+        rotate: true,
+    });
+    assert_exit(&t.run(&["--force-refresh"]), 0);
+    assert_eq!(t.store()["refresh_token"], "rotated-refresh-1");
+    assert_exit(&t.run(&["--force-refresh"]), 0);
+    let reqs = t.server.requests();
+    assert_eq!(reqs[1].field("refresh_token"), Some("rotated-refresh-1"));
+    assert_eq!(t.store()["refresh_token"], "rotated-refresh-2");
+}
+
+#[test]
+fn response_without_refresh_token_keeps_the_stored_one() {
+    let t = TestEnv::new();
+    t.seed(Some("refresh-0"), Some(("old-access", 4000, 3600)));
+    assert_exit(&t.run(&[]), 0);
+    let store = t.store();
+    assert_eq!(store["refresh_token"], "refresh-0");
+    assert_eq!(store["access"]["token"], jwt_like(1));
+}
+
+#[test]
+fn invalid_grant_exits_3_and_drops_the_refresh_token() {
+    let t = TestEnv::new();
+    t.seed(Some("refresh-0"), Some(("old-access", 4000, 3600)));
+    t.server.fallback(Reply::oauth_error(400, "invalid_grant"));
+    let out = t.run(&[]);
+    assert_exit(&out, 3);
+    assert_eq!(stdout(&out), "");
+    let err = stderr(&out);
+    assert!(err.contains("invalid_grant"), "{err}");
+    assert!(err.contains("hint: run `lightfi-token login`"), "{err}");
+    assert_eq!(t.server.requests().len(), 1, "a rejected refresh token is not retried");
+    assert!(t.store().get("refresh_token").is_none());
+    // The next call knows it is logged out without asking the server again.
+    assert_exit(&t.run(&[]), 3);
+    assert_eq!(t.server.requests().len(), 1);
+}
+
+#[test]
+fn invalid_client_exits_4_and_keeps_the_store() {
+    for (status, error) in [
+        (400, "invalid_client"),
+        (401, "invalid_client"),
+        (400, "unauthorized_client"),
+    ] {
+        let t = TestEnv::new();
+        t.seed(Some("refresh-0"), None);
+        t.server.fallback(Reply::oauth_error(status, error));
+        let out = t.run(&[]);
+        assert_exit(&out, 4);
+        assert!(stderr(&out).contains(error));
+        assert!(stderr(&out).contains("hint: check the client id and secret"));
+        assert_eq!(t.store()["refresh_token"], "refresh-0");
+    }
+}
+
+#[test]
+fn two_503s_then_success_after_retries() {
+    let t = TestEnv::new();
+    t.seed(Some("refresh-0"), None);
+    t.server.script([Reply::status(503), Reply::status(503)]);
+    let out = t.run(&["-r"]);
+    assert_exit(&out, 0);
+    assert_eq!(stdout(&out), format!("{}\n", jwt_like(1)));
+    assert_eq!(t.server.requests().len(), 3);
+}
+
+#[test]
+fn retry_after_is_honoured() {
+    let t = TestEnv::new();
+    t.seed(Some("refresh-0"), None);
+    let slow_down = Reply::Raw {
+        status: 429,
+        headers: vec![("Retry-After".into(), "2".into())],
+        body: String::new(),
+    };
+    t.server.script([slow_down]);
+    let start = Instant::now();
+    assert_exit(&t.run(&[]), 0);
+    assert!(
+        start.elapsed() >= Duration::from_secs(2),
+        "waited {:?}",
+        start.elapsed()
+    );
+    assert_eq!(t.server.requests().len(), 2);
+}
+
+#[test]
+fn always_503_exits_5_keeping_the_store() {
+    let t = TestEnv::new();
+    t.seed(Some("refresh-0"), Some(("expired-access", 4000, 3600)));
+    t.server.fallback(Reply::status(503));
+    let out = t.run(&[]);
+    assert_exit(&out, 5);
+    assert!(stderr(&out).contains("503"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("hint:"));
+    assert_eq!(t.server.requests().len(), 3, "one try and two retries");
+    assert_eq!(t.store()["refresh_token"], "refresh-0");
+}
+
+#[test]
+fn failing_server_with_still_valid_token_prints_it_with_a_warning() {
+    let t = TestEnv::new();
+    // 200 s left of 3600: inside the 300 s margin, so a refresh is attempted.
+    t.seed(Some("refresh-0"), Some(("still-valid", 3400, 3600)));
+    t.server.fallback(Reply::status(503));
+    let out = t.run(&["-r"]);
+    assert_exit(&out, 0);
+    assert_eq!(stdout(&out), "still-valid\n");
+    assert!(stderr(&out).contains("warning"), "{}", stderr(&out));
+    assert_eq!(t.server.requests().len(), 3);
+}
+
+#[test]
+fn timeout_exits_5_within_the_bound() {
+    let t = TestEnv::new();
+    t.seed(Some("refresh-0"), None);
+    t.server
+        .fallback(Reply::Delay(Duration::from_secs(20), Box::new(Reply::fresh())));
+    let start = Instant::now();
+    let out = t.run(&["--http-timeout", "0.5"]);
+    let took = start.elapsed();
+    assert_exit(&out, 5);
+    assert!(stderr(&out).contains("timed out"), "{}", stderr(&out));
+    // 3 attempts of 0.5 s plus 0.5 s + 1 s of backoff.
+    assert!(took < Duration::from_secs(6), "took {took:?}");
+    assert_eq!(t.store()["refresh_token"], "refresh-0");
+}
+
+#[test]
+fn malformed_or_incomplete_answers_exit_5_naming_the_problem() {
+    let cases = [
+        ("<html>oops</html>", "not JSON"),
+        (r#"{"token_type":"Bearer","expires_in":3600}"#, "access_token"),
+        (r#"{"access_token":"leaky-value","token_type":"Bearer"}"#, "expires_in"),
+        (
+            r#"{"access_token":"leaky-value","expires_in":3600,"token_type":"Bearer""#,
+            "not JSON",
+        ),
+    ];
+    for (body, named) in cases {
+        let t = TestEnv::new();
+        t.forbid("leaky-value");
+        t.seed(Some("refresh-0"), None);
+        t.server.fallback(Reply::json(200, body));
+        let out = t.run(&[]);
+        assert_exit(&out, 5);
+        assert!(stderr(&out).contains(named), "{body}: {}", stderr(&out));
+        assert_eq!(t.store()["refresh_token"], "refresh-0");
+    }
+}
+
+#[test]
+fn corrupt_store_warns_and_is_treated_as_empty() {
+    let t = TestEnv::new();
+    std::fs::create_dir_all(t.home().join("tokens")).unwrap();
+    std::fs::write(t.store_path(), "{\"client_id\": garbage").unwrap();
+    let out = t.run(&[]);
+    assert_exit(&out, 3);
+    assert!(stderr(&out).contains("corrupt"), "{}", stderr(&out));
+    // With a refresh token from the environment, a normal refresh rewrites it.
+    let mut cmd = t.cmd(&["-r"]);
+    cmd.env("LIGHTFI_REFRESH_TOKEN", "env-refresh");
+    t.forbid("env-refresh");
+    let out = t.run_cmd(cmd);
+    assert_exit(&out, 0);
+    assert!(stderr(&out).contains("corrupt"));
+    assert_eq!(stdout(&out), format!("{}\n", jwt_like(1)));
+    assert_eq!(t.store()["access"]["token"], jwt_like(1));
+}
+
+#[test]
+fn store_for_another_client_is_ignored() {
+    let t = TestEnv::new();
+    t.seed_for("another-client", Some("their-refresh"), Some(("their-access", 0, 3600)));
+    let out = t.run(&[]);
+    assert_exit(&out, 3);
+    assert_eq!(t.server.requests().len(), 0, "their refresh token is never sent");
+}
+
+#[test]
+fn env_refresh_token_works_without_a_stored_login_and_is_cached() {
+    let t = TestEnv::new();
+    t.forbid("ci-refresh");
+    let with_env = |args: &[&str]| {
+        let mut cmd = t.cmd(args);
+        cmd.env("LIGHTFI_REFRESH_TOKEN", "ci-refresh");
+        t.run_cmd(cmd)
+    };
+    let out = with_env(&["-r"]);
+    assert_exit(&out, 0);
+    assert_eq!(t.server.requests()[0].field("refresh_token"), Some("ci-refresh"));
+    assert!(
+        t.store().get("refresh_token").is_none(),
+        "the CI token is not persisted"
+    );
+    assert_exit(&with_env(&["-r"]), 0);
+    assert_eq!(t.server.requests().len(), 1, "second call is served from the cache");
+    // A different refresh token does not reuse the first one's access token.
+    let mut cmd = t.cmd(&["-r"]);
+    cmd.env("LIGHTFI_REFRESH_TOKEN", "other-ci-refresh");
+    t.forbid("other-ci-refresh");
+    assert_exit(&t.run_cmd(cmd), 0);
+    assert_eq!(t.server.requests().len(), 2);
+}
+
+#[cfg(unix)]
+#[test]
+fn store_files_are_0600_in_a_0700_folder() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = TestEnv::new();
+    let mut cmd = t.cmd(&[]);
+    cmd.env("LIGHTFI_REFRESH_TOKEN", "ci-refresh");
+    t.forbid("ci-refresh");
+    assert_exit(&t.run_cmd(cmd), 0);
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&t.home().join("tokens")), 0o700);
+    assert_eq!(mode(&t.store_path()), 0o600);
+    assert_eq!(mode(&t.lock_path()), 0o600);
+    let leftovers: Vec<_> = std::fs::read_dir(t.home().join("tokens"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(leftovers.len(), 2, "no temp files left behind: {leftovers:?}");
+}
+
+#[test]
+fn every_format_prints_exactly_the_contract() {
+    let t = TestEnv::new();
+    t.seed(Some("refresh-0"), Some(("seeded-tok", 600, 3600)));
+    let expires_at = t.store()["access"]["expires_at"].as_str().unwrap().to_string();
+    assert_eq!(stdout(&t.run(&["-r"])), "seeded-tok\n");
+    assert_eq!(stdout(&t.run(&["--format", "raw"])), "seeded-tok\n");
+    assert_eq!(
+        stdout(&t.run(&["get", "--format", "header"])),
+        "Authorization: Bearer seeded-tok\n"
+    );
+
+    let json = stdout(&t.run(&[]));
+    assert!(json.ends_with("}\n") && json.lines().count() == 1, "{json}");
+    let prefix =
+        format!(r#"{{"access_token":"seeded-tok","token_type":"Bearer","expires_at":"{expires_at}","expires_in":"#);
+    assert!(json.starts_with(&prefix), "{json}");
+    let expires_in: i64 = json[prefix.len()..json.len() - 2].parse().unwrap();
+    assert!((2995..=3000).contains(&expires_in), "{expires_in}");
+
+    let v1 = format!(
+        "{{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\",\"status\":{{\"token\":\"seeded-tok\",\"expirationTimestamp\":\"{expires_at}\"}}}}\n"
+    );
+    assert_eq!(stdout(&t.run(&["--format", "exec-credential"])), v1);
+    let mut cmd = t.cmd(&["--format", "exec-credential"]);
+    cmd.env(
+        "KUBERNETES_EXEC_INFO",
+        r#"{"apiVersion":"client.authentication.k8s.io/v1beta1","kind":"ExecCredential","spec":{"interactive":false}}"#,
+    );
+    assert_eq!(stdout(&t.run_cmd(cmd)), v1.replace("/v1\"", "/v1beta1\""));
+    assert_eq!(t.server.requests().len(), 0);
+}
+
+#[test]
+fn min_valid_is_capped_at_half_the_lifetime() {
+    // A 300 s token with 200 s left: the 300 s default would refresh on every
+    // call; capped at 150 s, the cached token is used.
+    let t = TestEnv::new();
+    t.seed(Some("refresh-0"), Some(("short-lived-token", 100, 300)));
+    assert_eq!(stdout(&t.run(&["-r"])), "short-lived-token\n");
+    assert_eq!(t.server.requests().len(), 0);
+    // With 100 s left (under half), it is refreshed.
+    t.seed(Some("refresh-0"), Some(("short-lived-token", 200, 300)));
+    assert_eq!(stdout(&t.run(&["-r"])), format!("{}\n", jwt_like(1)));
+    assert_eq!(t.server.requests().len(), 1);
+    // An explicit --min-valid below the cap is honoured on a long token.
+    t.seed(Some("refresh-0"), Some(("long-lived-token", 3400, 3600)));
+    assert_eq!(stdout(&t.run(&["-r", "--min-valid", "100"])), "long-lived-token\n");
+    assert_eq!(
+        stdout(&t.run(&["-r", "--min-valid", "250"])),
+        format!("{}\n", jwt_like(2))
+    );
+}
+
+#[test]
+fn sixteen_concurrent_callers_cause_one_refresh() {
+    let t = TestEnv::new();
+    t.seed(Some("refresh-0"), Some(("expired-access", 4000, 3600)));
+    // A slow answer, so every process finds the token expired meanwhile.
+    t.server
+        .fallback(Reply::Delay(Duration::from_millis(500), Box::new(Reply::fresh())));
+    let children: Vec<_> = (0..16)
+        .map(|_| {
+            t.cmd(&["-r"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outputs: Vec<_> = children.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
+    for out in &outputs {
+        assert_exit(out, 0);
+        t.assert_no_leak(&out.stderr);
+        assert_eq!(stdout(out), format!("{}\n", jwt_like(1)));
+    }
+    assert_eq!(t.server.token_requests().len(), 1);
+}
+
+#[test]
+fn held_lock_makes_callers_wait_then_exit_6() {
+    let t = TestEnv::new();
+    t.seed(Some("refresh-0"), Some(("expired-access", 4000, 3600)));
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(t.lock_path())
+        .unwrap();
+    assert!(fs4::fs_std::FileExt::try_lock_exclusive(&lock).unwrap());
+    let start = Instant::now();
+    let out = t.run(&["--lock-timeout", "1.5"]);
+    assert_exit(&out, 6);
+    assert!(start.elapsed() >= Duration::from_millis(1500));
+    let err = stderr(&out);
+    assert!(err.contains("waiting for another lightfi-token"), "{err}");
+    assert!(err.contains("--lock-timeout"), "{err}");
+    assert_eq!(t.server.requests().len(), 0);
+    // The cached path never takes the lock.
+    t.seed(Some("refresh-0"), Some(("fresh-access", 0, 3600)));
+    assert_exit(&t.run(&["--lock-timeout", "0"]), 0);
+}
+
+#[test]
+fn waiting_caller_uses_the_token_the_lock_holder_stored() {
+    let t = TestEnv::new();
+    t.seed(Some("refresh-0"), Some(("expired-access", 4000, 3600)));
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(t.lock_path())
+        .unwrap();
+    assert!(fs4::fs_std::FileExt::try_lock_exclusive(&lock).unwrap());
+    let child = t
+        .cmd(&["-r"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1300));
+    // Another process finished a refresh meanwhile.
+    t.seed(Some("refresh-0"), Some(("from-the-other-process", 0, 3600)));
+    drop(lock);
+    let out = child.wait_with_output().unwrap();
+    assert_exit(&out, 0);
+    assert_eq!(stdout(&out), "from-the-other-process\n");
+    assert!(stderr(&out).contains("waiting"));
+    assert_eq!(t.server.requests().len(), 0);
+}
+
+#[test]
+fn status_shows_the_login_but_never_a_token() {
+    let t = TestEnv::new();
+    let out = t.run(&["status"]);
+    assert_exit(&out, 3);
+    assert!(stdout(&out).contains("refresh token: none"), "{}", stdout(&out));
+
+    t.seed(Some("refresh-0"), Some((&jwt_like(7), 60, 3600)));
+    let out = t.run(&["status"]);
+    assert_exit(&out, 0);
+    let text = stdout(&out);
+    t.assert_no_leak(text.as_bytes());
+    assert!(text.contains("profile:       default"), "{text}");
+    assert!(text.contains("refresh token: stored"), "{text}");
+    assert!(text.contains("user:          alice"), "{text}");
+    assert!(text.contains("scopes:        aws.cognito.signin.user.admin"), "{text}");
+    assert!(text.contains(&t.store_path().display().to_string()), "{text}");
+
+    let out = t.run(&["status", "--json"]);
+    assert_exit(&out, 0);
+    t.assert_no_leak(&out.stdout);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["refresh_token"], "store");
+    assert_eq!(v["user"], "alice");
+    assert_eq!(v["access_token"]["valid"], true);
+    assert_eq!(v["access_token"]["expires_at"], t.store()["access"]["expires_at"]);
+    assert_eq!(t.server.requests().len(), 0);
+}
+
+#[test]
+fn logout_revokes_then_deletes() {
+    let t = TestEnv::new();
+    t.seed(Some("refresh-0"), Some(("seeded-tok", 0, 3600)));
+    t.server.fallback(Reply::status(200));
+    let out = t.run(&["logout"]);
+    assert_exit(&out, 0);
+    let reqs = t.server.requests();
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(reqs[0].path, "/oauth2/revoke");
+    assert_eq!(reqs[0].field("token"), Some("refresh-0"));
+    assert_eq!(
+        reqs[0].header("Authorization"),
+        Some(basic(CLIENT_ID, CLIENT_SECRET).as_str())
+    );
+    assert!(!t.store_path().exists());
+    assert!(stderr(&out).contains("revoked"));
+    assert_exit(&t.run(&["--non-interactive"]), 3);
+}
+
+#[test]
+fn logout_deletes_even_when_revocation_fails() {
+    let t = TestEnv::new();
+    t.seed(Some("refresh-0"), None);
+    t.server.fallback(Reply::status(500));
+    let out = t.run(&["logout"]);
+    assert_exit(&out, 0);
+    assert!(stderr(&out).contains("warning"), "{}", stderr(&out));
+    assert!(!t.store_path().exists());
+
+    let t = TestEnv::new();
+    t.seed(Some("refresh-0"), None);
+    assert_exit(&t.run(&["logout", "--no-revoke"]), 0);
+    assert_eq!(t.server.requests().len(), 0);
+    assert!(!t.store_path().exists());
+}
+
+#[test]
+fn imported_refresh_token_is_validated_then_stored() {
+    let t = TestEnv::new();
+    t.forbid("imported-refresh");
+    let mut cmd = t.cmd(&["login", "--refresh-token-stdin"]);
+    cmd.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"imported-refresh\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    t.assert_no_leak(&out.stderr);
+    assert_exit(&out, 0);
+    assert_eq!(stdout(&out), "");
+    assert_eq!(t.server.requests()[0].field("refresh_token"), Some("imported-refresh"));
+    assert_eq!(t.store()["refresh_token"], "imported-refresh");
+    assert_eq!(stdout(&t.run(&["-r"])), format!("{}\n", jwt_like(1)));
+
+    // A rejected one is not stored, and the existing login is kept.
+    t.server.fallback(Reply::oauth_error(400, "invalid_grant"));
+    let mut cmd = t.cmd(&["login", "--refresh-token-stdin"]);
+    cmd.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(b"bad-refresh").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_exit(&out, 3);
+    assert!(stderr(&out).contains("nothing was stored"));
+    assert_eq!(t.store()["refresh_token"], "imported-refresh");
+}
+
+#[test]
+fn missing_client_id_exits_4_with_how_to_set_it() {
+    let t = TestEnv::new();
+    let mut cmd = t.cmd(&[]);
+    cmd.env_remove("LIGHTFI_CLIENT_ID");
+    let out = t.run_cmd(cmd);
+    assert_exit(&out, 4);
+    let err = stderr(&out);
+    assert!(
+        err.contains("no client id") && err.contains("LIGHTFI_CLIENT_ID"),
+        "{err}"
+    );
+}
+
+#[test]
+fn seed_script_client_variables_are_accepted() {
+    let t = TestEnv::new();
+    t.seed(Some("refresh-0"), None);
+    let mut cmd = t.cmd(&[]);
+    cmd.env_remove("LIGHTFI_CLIENT_ID").env_remove("LIGHTFI_CLIENT_SECRET");
+    cmd.env("CLIENT_ID", CLIENT_ID).env("CLIENT_SECRET", CLIENT_SECRET);
+    assert_exit(&t.run_cmd(cmd), 0);
+    assert_eq!(
+        t.server.requests()[0].header("Authorization"),
+        Some(basic(CLIENT_ID, CLIENT_SECRET).as_str())
+    );
+}
+
+#[test]
+fn malformed_config_exits_4_naming_file_and_line() {
+    let t = TestEnv::new();
+    std::fs::write(
+        t.home().join("config.toml"),
+        "[default]\nclient_id = \"x\"\nscope = [1,\n",
+    )
+    .unwrap();
+    let out = t.run(&[]);
+    assert_exit(&out, 4);
+    let err = stderr(&out);
+    assert!(err.contains("config.toml") && err.contains("line "), "{err}");
+}
+
+#[test]
+fn config_file_supplies_the_profile() {
+    let t = TestEnv::new();
+    std::fs::write(
+        t.home().join("config.toml"),
+        format!(
+            "[staging]\nclient_id = \"{CLIENT_ID}\"\noauth_url = \"{}\"\n",
+            t.server.url
+        ),
+    )
+    .unwrap();
+    let mut cmd = t.cmd(&["--profile", "staging"]);
+    cmd.env_remove("LIGHTFI_CLIENT_ID")
+        .env_remove("LIGHTFI_OAUTH_URL")
+        .env("LIGHTFI_REFRESH_TOKEN", "ci-refresh");
+    t.forbid("ci-refresh");
+    assert_exit(&t.run_cmd(cmd), 0);
+    assert!(t.home().join("tokens").join("staging.json").exists());
+    assert_eq!(t.server.requests().len(), 1);
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let t = TestEnv::new();
+    assert_exit(&t.run(&["--format", "yaml"]), 2);
+    assert_exit(&t.run(&["--no-such-flag"]), 2);
+    assert_exit(&t.run(&["-r", "status"]), 2);
+}
