@@ -51,7 +51,13 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command.unwrap_or(Command::Get(cli.get)) {
         Command::Get(args) => get(&settings, &args),
         Command::Login(args) if args.refresh_token_stdin => import(&settings),
-        Command::Login(_) => Err(Error::unexpected("browser login is not available yet")),
+        Command::Login(args) => {
+            let options = login::LoginOptions {
+                no_browser: args.no_browser,
+                timeout: args.timeout,
+            };
+            login::login_command(&settings, options).map(|_| ())
+        }
         Command::Logout { no_revoke } => token::logout(&settings, !no_revoke),
         Command::Status { json } => {
             let status = status::status(&settings);

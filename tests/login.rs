@@ -1,0 +1,333 @@
+//! Interactive login against the fake token endpoint: the authorize URL,
+//! PKCE, state checks, the callback server, pasting, timeouts, and the
+//! fallback from `get` — including five concurrent callers causing one login.
+
+mod common;
+#[path = "common/interactive.rs"]
+mod interactive;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::*;
+use interactive::*;
+use sha2::{Digest, Sha256};
+
+/// `lightfi-token ARGS` with a recording browser and a callback on localhost:port.
+fn login_cmd(t: &TestEnv, browser: &RecordingBrowser, port: u16, args: &[&str]) -> std::process::Command {
+    let mut cmd = t.cmd(args);
+    cmd.env("BROWSER", browser.command())
+        .env("LIGHTFI_REDIRECT_URI", format!("http://localhost:{port}"));
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd
+}
+
+fn finish(t: &TestEnv, child: Child) -> std::process::Output {
+    let out = child.wait_with_output().unwrap();
+    t.assert_no_leak(&out.stderr);
+    out
+}
+
+#[test]
+fn authorize_url_has_every_parameter_and_the_code_is_exchanged_with_the_verifier() {
+    let t = TestEnv::new();
+    t.server.fallback(Reply::Fresh {
+        expires_in: 3600,
+        rotate: true,
+    });
+    let browser = RecordingBrowser::new(t.home());
+    let port = free_port();
+    let child = login_cmd(&t, &browser, port, &["login"]).spawn().unwrap();
+    let url = browser.wait_for_url(Duration::from_secs(10));
+
+    assert_eq!(
+        url.as_str().split('?').next().unwrap(),
+        format!("{}/authorize", t.server.url)
+    );
+    assert_eq!(param(&url, "response_type").as_deref(), Some("code"));
+    assert_eq!(param(&url, "client_id").as_deref(), Some(CLIENT_ID));
+    assert_eq!(param(&url, "redirect_uri"), Some(format!("http://localhost:{port}")));
+    assert_eq!(param(&url, "scope").as_deref(), Some("aws.cognito.signin.user.admin"));
+    assert_eq!(param(&url, "code_challenge_method").as_deref(), Some("S256"));
+    let state = param(&url, "state").unwrap();
+    let challenge = param(&url, "code_challenge").unwrap();
+    assert!(state.len() >= 43, "state has 256 bits: {state}");
+
+    let (status, page) = http_get(port, &format!("/?code=the-code&state={state}&iss=http%3A%2F%2Fidp"));
+    assert_eq!(status, 200);
+    assert!(page.contains("You are logged in to LightFi"), "{page}");
+    let out = finish(&t, child);
+    assert_exit(&out, 0);
+    assert_eq!(stdout(&out), "", "login prints nothing on stdout");
+    t.assert_no_leak(page.as_bytes());
+
+    let reqs = t.server.token_requests();
+    assert_eq!(reqs.len(), 1);
+    let r = &reqs[0];
+    assert_eq!(r.field("grant_type"), Some("authorization_code"));
+    assert_eq!(r.field("code"), Some("the-code"));
+    assert_eq!(
+        r.field("redirect_uri"),
+        Some(format!("http://localhost:{port}").as_str())
+    );
+    assert_eq!(r.field("client_id"), Some(CLIENT_ID));
+    assert_eq!(
+        r.header("Authorization"),
+        Some(basic(CLIENT_ID, CLIENT_SECRET).as_str())
+    );
+    let verifier = r.field("code_verifier").unwrap();
+    assert_eq!(verifier.len(), 43);
+    assert_eq!(URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes())), challenge);
+
+    assert_eq!(t.store()["refresh_token"], "rotated-refresh-1");
+    assert_eq!(stdout(&t.run(&["-r"])), format!("{}\n", jwt_like(1)));
+    assert_eq!(t.server.requests().len(), 1);
+}
+
+#[test]
+fn wrong_state_and_wrong_path_are_refused_while_waiting_for_the_real_callback() {
+    let t = TestEnv::new();
+    let browser = RecordingBrowser::new(t.home());
+    let port = free_port();
+    let child = login_cmd(&t, &browser, port, &["login"]).spawn().unwrap();
+    let state = param(&browser.wait_for_url(Duration::from_secs(10)), "state").unwrap();
+
+    let (status, page) = http_get(port, "/?code=forged&state=not-the-state");
+    assert_eq!(status, 400);
+    assert!(page.contains("not the login in progress"), "{page}");
+    assert_eq!(http_get(port, "/?code=forged").0, 400, "missing state");
+    assert_eq!(http_get(port, "/favicon.ico").0, 404);
+    assert_eq!(http_get(port, &format!("/elsewhere?code=c&state={state}")).0, 404);
+    assert_eq!(t.server.requests().len(), 0, "no forged code is ever exchanged");
+
+    assert_eq!(http_get(port, &format!("/?code=real&state={state}")).0, 200);
+    let out = finish(&t, child);
+    assert_exit(&out, 0);
+    assert!(
+        stderr(&out).contains("does not belong to this login"),
+        "{}",
+        stderr(&out)
+    );
+    let reqs = t.server.token_requests();
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(reqs[0].field("code"), Some("real"));
+}
+
+#[test]
+fn access_denied_ends_the_login_with_exit_3() {
+    let t = TestEnv::new();
+    let browser = RecordingBrowser::new(t.home());
+    let port = free_port();
+    let child = login_cmd(&t, &browser, port, &["login"]).spawn().unwrap();
+    let state = param(&browser.wait_for_url(Duration::from_secs(10)), "state").unwrap();
+    let (status, page) = http_get(
+        port,
+        &format!("/?error=access_denied&error_description=User+said+%3Cno%3E&state={state}"),
+    );
+    assert_eq!(status, 400);
+    assert!(page.contains("User said &lt;no&gt;"), "server text is escaped: {page}");
+    let out = finish(&t, child);
+    assert_exit(&out, 3);
+    let err = stderr(&out);
+    assert!(err.contains("access_denied") && err.contains("User said <no>"), "{err}");
+    assert!(err.contains("hint: run `lightfi-token login` again"), "{err}");
+    assert_eq!(t.server.requests().len(), 0);
+}
+
+#[test]
+fn rejected_code_exits_3() {
+    let t = TestEnv::new();
+    t.server.fallback(Reply::oauth_error(400, "invalid_grant"));
+    let browser = RecordingBrowser::new(t.home());
+    let port = free_port();
+    let child = login_cmd(&t, &browser, port, &["login"]).spawn().unwrap();
+    let state = param(&browser.wait_for_url(Duration::from_secs(10)), "state").unwrap();
+    let (status, page) = http_get(port, &format!("/?code=used&state={state}"));
+    assert_eq!(status, 500);
+    assert!(page.contains("login failed"), "{page}");
+    let out = finish(&t, child);
+    assert_exit(&out, 3);
+    assert!(stderr(&out).contains("rejected the authorization code"));
+    assert!(!t.store_path().exists());
+}
+
+#[test]
+fn busy_port_exits_3_naming_it() {
+    let t = TestEnv::new();
+    let browser = RecordingBrowser::new(t.home());
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let out = t.run_cmd(login_cmd(&t, &browser, port, &["login"]));
+    assert_exit(&out, 3);
+    let err = stderr(&out);
+    assert!(err.contains(&format!("port {port} is in use")), "{err}");
+    assert!(err.contains("--redirect-uri"), "{err}");
+    assert!(browser.urls().is_empty(), "no browser for a login that cannot finish");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn callback_server_listens_on_loopback_only() {
+    let t = TestEnv::new();
+    let browser = RecordingBrowser::new(t.home());
+    let port = free_port();
+    let mut child = login_cmd(&t, &browser, port, &["login", "--timeout", "20"])
+        .spawn()
+        .unwrap();
+    browser.wait_for_url(Duration::from_secs(10));
+    let hex_port = format!("{port:04X}");
+    let mut listening = vec![];
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        for line in std::fs::read_to_string(table).unwrap_or_default().lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            // st 0A = LISTEN
+            if cols[1].ends_with(&format!(":{hex_port}")) && cols[3] == "0A" {
+                listening.push(cols[1].split(':').next().unwrap().to_string());
+            }
+        }
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+    assert!(!listening.is_empty(), "the callback server listens");
+    for addr in &listening {
+        // 127.0.0.1 and ::1 as the kernel prints them.
+        assert!(
+            addr == "0100007F" || addr == "00000000000000000000000001000000",
+            "listening on a non-loopback address: {addr} (all: {listening:?})"
+        );
+    }
+}
+
+#[test]
+fn login_times_out_with_exit_3() {
+    let t = TestEnv::new();
+    let browser = RecordingBrowser::new(t.home());
+    let port = free_port();
+    let out = t.run_cmd(login_cmd(&t, &browser, port, &["login", "--timeout", "1"]));
+    assert_exit(&out, 3);
+    assert!(stderr(&out).contains("timed out after 1 s"), "{}", stderr(&out));
+    assert_eq!(browser.urls().len(), 1);
+}
+
+#[test]
+fn no_browser_prints_the_url_and_accepts_a_pasted_redirect() {
+    let t = TestEnv::new();
+    t.server.fallback(Reply::Fresh {
+        expires_in: 3600,
+        rotate: true,
+    });
+    let browser = RecordingBrowser::new(t.home());
+    let port = free_port();
+    let mut cmd = login_cmd(&t, &browser, port, &["login", "--no-browser"]);
+    cmd.stdin(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stderr_lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let url = loop {
+        let line = stderr_lines.next().expect("the URL is printed").unwrap();
+        if let Some(at) = line.find(&t.server.url) {
+            break url::Url::parse(&line[at..]).unwrap();
+        }
+    };
+    let state = param(&url, "state").unwrap();
+    writeln!(stdin, "nonsense").unwrap();
+    writeln!(stdin, "http://localhost:{port}/?code=c&state=wrong").unwrap();
+    writeln!(stdin, "http://localhost:{port}/?code=pasted-code&state={state}").unwrap();
+    let rest: Vec<String> = stderr_lines.map(|l| l.unwrap()).collect();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{rest:?}");
+    t.assert_no_leak(rest.join("\n").as_bytes());
+    assert!(browser.urls().is_empty(), "--no-browser starts no browser");
+    let reqs = t.server.token_requests();
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(reqs[0].field("code"), Some("pasted-code"));
+    assert_eq!(t.store()["refresh_token"], "rotated-refresh-1");
+    assert!(
+        rest.iter().any(|l| l.contains("not the redirected address")),
+        "{rest:?}"
+    );
+}
+
+#[test]
+fn non_interactive_get_with_empty_store_exits_3_without_a_browser() {
+    let t = TestEnv::new();
+    let browser = RecordingBrowser::new(t.home());
+    let port = free_port();
+    // No terminal at all (pipes): implied non-interactive.
+    let out = t.run_cmd(login_cmd(&t, &browser, port, &[]));
+    assert_exit(&out, 3);
+    assert!(stderr(&out).contains("hint: run `lightfi-token login`"));
+    // A terminal, but CI is set / --non-interactive given.
+    let pty = Pty::open();
+    for (flag, ci) in [(None, true), (Some("--non-interactive"), false)] {
+        let mut cmd = login_cmd(&t, &browser, port, flag.as_slice());
+        cmd.stderr(pty.slave());
+        if ci {
+            cmd.env("CI", "true");
+        }
+        assert_eq!(cmd.status().unwrap().code(), Some(3));
+    }
+    assert!(
+        browser.urls().is_empty(),
+        "no browser was started: {:?}",
+        browser.urls()
+    );
+    assert_eq!(t.server.requests().len(), 0);
+}
+
+#[test]
+fn five_concurrent_gets_with_an_empty_store_cause_one_login() {
+    let t = TestEnv::new();
+    let browser = RecordingBrowser::new(t.home());
+    let port = free_port();
+    let pty = Pty::open();
+    let children: Vec<Child> = (0..5)
+        .map(|_| {
+            let mut cmd = login_cmd(&t, &browser, port, &["-r"]);
+            cmd.stderr(pty.slave());
+            cmd.spawn().unwrap()
+        })
+        .collect();
+    let state = param(&browser.wait_for_url(Duration::from_secs(10)), "state").unwrap();
+    // Give the others time to pile up on the lock.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(http_get(port, &format!("/?code=one-code&state={state}")).0, 200);
+    let outputs: Vec<_> = children.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
+    for out in &outputs {
+        assert_eq!(out.status.code(), Some(0), "{}", pty.output());
+        assert_eq!(stdout(out), format!("{}\n", jwt_like(1)));
+    }
+    assert_eq!(browser.urls().len(), 1, "one authorize");
+    assert_eq!(t.server.token_requests().len(), 1, "one code exchange");
+    t.assert_no_leak(pty.output().as_bytes());
+}
+
+#[test]
+fn rejected_refresh_token_falls_back_to_a_login_at_a_terminal() {
+    let t = TestEnv::new();
+    t.seed(Some("revoked-refresh"), Some(("expired-access", 4000, 3600)));
+    t.server.script([Reply::oauth_error(400, "invalid_grant")]);
+    let browser = RecordingBrowser::new(t.home());
+    let port = free_port();
+    let pty = Pty::open();
+    let mut cmd = login_cmd(&t, &browser, port, &["-r"]);
+    cmd.stderr(pty.slave());
+    let child = cmd.spawn().unwrap();
+    let state = param(&browser.wait_for_url(Duration::from_secs(10)), "state").unwrap();
+    assert_eq!(http_get(port, &format!("/?code=c&state={state}")).0, 200);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", pty.output());
+    assert_eq!(stdout(&out), format!("{}\n", jwt_like(1)));
+    let grants: Vec<_> = t
+        .server
+        .token_requests()
+        .iter()
+        .map(|r| r.field("grant_type").unwrap().to_string())
+        .collect();
+    assert_eq!(grants, ["refresh_token", "authorization_code"]);
+    assert!(pty.output().contains("logging in again"), "{}", pty.output());
+    t.assert_no_leak(pty.output().as_bytes());
+}
