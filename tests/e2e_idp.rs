@@ -1,0 +1,212 @@
+//! End to end against a real OAuth server: panva's oidc-provider configured
+//! like the Cognito hosted UI (`tests/idp`), with a scripted browser that
+//! logs in through its form. Covers login → cached get → refresh after expiry
+//! → rotation → logout (the refresh token is then refused) → exit 3.
+
+mod common;
+#[path = "common/interactive.rs"]
+mod interactive;
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use interactive::free_port;
+
+/// The test IdP, stopped (stdin closed, then waited for) on drop.
+struct Idp {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    oauth_url: String,
+}
+
+fn idp_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests").join("idp")
+}
+
+impl Idp {
+    fn start(redirect_port: u16, rotate: bool, access_ttl: u64) -> Idp {
+        let dir = idp_dir();
+        assert!(
+            dir.join("node_modules").join("oidc-provider").is_dir(),
+            "the test IdP is not installed: run `npm ci` in tests/idp (.ci/run does this)"
+        );
+        let mut child = Command::new("node")
+            .arg(dir.join("server.js"))
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("IDP_REDIRECT_URI", format!("http://localhost:{redirect_port}"))
+            .env("IDP_CLIENT_ID", CLIENT_ID)
+            .env("IDP_CLIENT_SECRET", CLIENT_SECRET)
+            .env("IDP_ROTATE", if rotate { "1" } else { "0" })
+            .env("IDP_ACCESS_TTL", access_ttl.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start node (is Node.js installed?)");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let ready: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|_| panic!("the IdP did not start: {line:?}"));
+        let oauth_url = ready["oauth_url"].as_str().unwrap().to_string();
+        Idp {
+            stdin: child.stdin.take(),
+            child,
+            oauth_url,
+        }
+    }
+}
+
+impl Drop for Idp {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+/// A test environment pointed at the IdP, with the scripted browser.
+struct E2e {
+    t: TestEnv,
+    idp: Idp,
+    port: u16,
+}
+
+impl E2e {
+    fn new(rotate: bool, access_ttl: u64) -> E2e {
+        let port = free_port();
+        E2e {
+            t: TestEnv::new(),
+            idp: Idp::start(port, rotate, access_ttl),
+            port,
+        }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = self.t.cmd(args);
+        cmd.env("LIGHTFI_OAUTH_URL", &self.idp.oauth_url)
+            .env("LIGHTFI_REDIRECT_URI", format!("http://localhost:{}", self.port))
+            .env("BROWSER", idp_dir().join("browser.sh"));
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        let out = self.t.run_cmd(self.cmd(args));
+        self.forbid_stored();
+        out
+    }
+
+    /// Whatever the store holds now must never show up in output later.
+    fn forbid_stored(&self) {
+        if let Ok(bytes) = std::fs::read(self.t.store_path()) {
+            let store: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            for token in [&store["refresh_token"], &store["access"]["token"]] {
+                if let Some(s) = token.as_str() {
+                    self.t.forbid(s);
+                }
+            }
+        }
+    }
+
+    fn refresh_token(&self) -> String {
+        self.t.store()["refresh_token"]
+            .as_str()
+            .expect("a stored refresh token")
+            .to_string()
+    }
+
+    fn import(&self, refresh_token: &str) -> std::process::Output {
+        let mut cmd = self.cmd(&["login", "--refresh-token-stdin"]);
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), refresh_token.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        self.t.assert_no_leak(&out.stderr);
+        out
+    }
+}
+
+#[test]
+fn login_get_refresh_logout_against_a_real_oauth_server() {
+    let e = E2e::new(false, 8);
+    let out = e.run(&["login"]);
+    assert_exit(&out, 0);
+    assert!(stderr(&out).contains("logged in"), "{}", stderr(&out));
+    let first_refresh = e.refresh_token();
+    e.t.forbid(&first_refresh);
+
+    // Cached: the same token again, without asking the server.
+    let a1 = stdout(&e.run(&["-r"]));
+    assert!(a1.starts_with("eyJ"), "a JWT access token");
+    assert_eq!(stdout(&e.run(&["-r"])), a1);
+
+    let status = e.run(&["status", "--json"]);
+    assert_exit(&status, 0);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["user"], "alice");
+    assert_eq!(status["scopes"][0], "aws.cognito.signin.user.admin");
+
+    // The 8 s token is refreshed once half its life is gone (capped --min-valid).
+    std::thread::sleep(Duration::from_millis(4500));
+    let a2 = stdout(&e.run(&["-r"]));
+    assert_exit(&e.run(&["-r"]), 0);
+    assert_ne!(a2, a1, "refreshed");
+    assert_eq!(
+        e.refresh_token(),
+        first_refresh,
+        "no rotation: the refresh token is kept"
+    );
+
+    // Logout revokes: the server then refuses the old refresh token.
+    let out = e.run(&["logout"]);
+    assert_exit(&out, 0);
+    assert!(stderr(&out).contains("revoked"), "{}", stderr(&out));
+    assert!(!e.t.store_path().exists());
+    let out = e.import(&first_refresh);
+    assert_exit(&out, 3);
+    assert!(stderr(&out).contains("invalid_grant"), "{}", stderr(&out));
+    let out = e.run(&["--non-interactive"]);
+    assert_exit(&out, 3);
+    assert!(stderr(&out).contains("hint: run `lightfi-token login`"));
+}
+
+#[test]
+fn rotating_refresh_tokens_keep_working_across_refreshes() {
+    let e = E2e::new(true, 60);
+    assert_exit(&e.run(&["login"]), 0);
+    let mut seen = vec![e.refresh_token()];
+    let mut tokens = vec![];
+    for _ in 0..3 {
+        let out = e.run(&["-r", "--force-refresh"]);
+        assert_exit(&out, 0);
+        tokens.push(stdout(&out));
+        let current = e.refresh_token();
+        assert!(
+            !seen.contains(&current),
+            "each refresh stores the rotated refresh token"
+        );
+        seen.push(current);
+    }
+    tokens.dedup();
+    assert_eq!(tokens.len(), 3);
+    // The first refresh token died when it was rotated away; the current one lives on.
+    let out = e.import(&seen[0]);
+    assert_exit(&out, 3);
+    assert_eq!(e.refresh_token(), seen[3], "a failed import keeps the stored login");
+    assert_exit(&e.run(&["-r", "--force-refresh"]), 0);
+}
+
+#[test]
+fn denied_consent_at_the_server_exits_3() {
+    let e = E2e::new(false, 60);
+    let mut cmd = e.cmd(&["login"]);
+    cmd.env("IDP_DENY", "1");
+    let out = e.t.run_cmd(cmd);
+    assert_exit(&out, 3);
+    assert!(stderr(&out).contains("access_denied"), "{}", stderr(&out));
+    assert!(!e.t.store_path().exists());
+}
