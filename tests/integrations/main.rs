@@ -9,3 +9,4 @@ mod common;
 mod support;
 
 mod curl;
+mod kubernetes;
