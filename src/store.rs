@@ -132,7 +132,7 @@ impl Store {
                 } else {
                     "not valid JSON"
                 };
-                crate::warn(&format!(
+                warn_once(&format!(
                     "the token store {} is corrupt ({what} at line {}, column {}); treating it as empty",
                     self.path.display(),
                     e.line(),
@@ -204,6 +204,48 @@ impl Store {
         Ok(())
     }
 
+    /// The content of `name`, a private file next to the profiles' tokens,
+    /// created with `create()` when missing. It is written to a temporary file
+    /// (0600, fsynced) and hard-linked into place, which fails when the name
+    /// exists: two processes creating it at once agree on one content, and no
+    /// reader ever sees half a file.
+    pub fn read_or_create(
+        &self,
+        name: &str,
+        create: impl FnOnce() -> Result<Vec<u8>>,
+    ) -> Result<(PathBuf, Vec<u8>)> {
+        let path = self.dir.join(name);
+        match fs::read(&path) {
+            Ok(bytes) => {
+                restrict_to_owner(&path)?;
+                return Ok((path, bytes));
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("cannot read", &path, e)),
+        }
+        let content = create()?;
+        self.ensure_dir()?;
+        let tmp = self.dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        let _ = fs::remove_file(&tmp);
+        write_private(&tmp, &content).map_err(|e| Error::io("cannot write", &tmp, e))?;
+        let placed = match fs::hard_link(&tmp, &path) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+            // A file system without hard links: rename, which may replace a
+            // file created at the same instant (then the other process's
+            // content is lost, not half-written).
+            Err(_) => fs::rename(&tmp, &path),
+            Ok(()) => Ok(()),
+        };
+        let _ = fs::remove_file(&tmp);
+        placed.map_err(|e| Error::io("cannot write", &path, e))?;
+        #[cfg(unix)]
+        if let Ok(dir) = File::open(&self.dir) {
+            let _ = dir.sync_all();
+        }
+        let bytes = fs::read(&path).map_err(|e| Error::io("cannot read", &path, e))?;
+        Ok((path, bytes))
+    }
+
     /// Delete the profile's tokens. Call with the lock held. Returns whether there was a file.
     pub fn delete(&self, _lock: &Lock) -> Result<bool> {
         match fs::remove_file(&self.path) {
@@ -240,6 +282,31 @@ impl Store {
             }
         }
         Ok(())
+    }
+}
+
+/// Make `path` readable by its owner only, if something loosened it.
+fn restrict_to_owner(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = fs::metadata(path).map_err(|e| Error::io("cannot inspect", path, e))?;
+        if meta.permissions().mode() & 0o077 != 0 {
+            fs::set_permissions(path, fs::Permissions::from_mode(0o600))
+                .map_err(|e| Error::io("cannot restrict the permissions of", path, e))?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+/// A process reads the store up to twice (before and under the lock): say
+/// what is wrong with it once.
+fn warn_once(msg: &str) {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        crate::warn(msg);
     }
 }
 

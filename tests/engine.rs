@@ -230,7 +230,7 @@ fn corrupt_store_warns_and_is_treated_as_empty() {
     std::fs::write(t.store_path(), "{\"client_id\": garbage").unwrap();
     let out = t.run(&[]);
     assert_exit(&out, 3);
-    assert!(stderr(&out).contains("corrupt"), "{}", stderr(&out));
+    assert_eq!(stderr(&out).matches("corrupt").count(), 1, "one warning: {}", stderr(&out));
     // With a refresh token from the environment, a normal refresh rewrites it.
     let mut cmd = t.cmd(&["-r"]);
     cmd.env("LIGHTFI_REFRESH_TOKEN", "env-refresh");
