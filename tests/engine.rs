@@ -230,7 +230,12 @@ fn corrupt_store_warns_and_is_treated_as_empty() {
     std::fs::write(t.store_path(), "{\"client_id\": garbage").unwrap();
     let out = t.run(&[]);
     assert_exit(&out, 3);
-    assert_eq!(stderr(&out).matches("corrupt").count(), 1, "one warning: {}", stderr(&out));
+    assert_eq!(
+        stderr(&out).matches("corrupt").count(),
+        1,
+        "one warning: {}",
+        stderr(&out)
+    );
     // With a refresh token from the environment, a normal refresh rewrites it.
     let mut cmd = t.cmd(&["-r"]);
     cmd.env("LIGHTFI_REFRESH_TOKEN", "env-refresh");
@@ -380,13 +385,7 @@ fn sixteen_concurrent_callers_cause_one_refresh() {
 fn held_lock_makes_callers_wait_then_exit_6() {
     let t = TestEnv::new();
     t.seed(Some("refresh-0"), Some(("expired-access", 4000, 3600)));
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(t.lock_path())
-        .unwrap();
-    assert!(fs4::fs_std::FileExt::try_lock_exclusive(&lock).unwrap());
+    let lock = t.hold_lock();
     let start = Instant::now();
     let out = t.run(&["--lock-timeout", "1.5"]);
     assert_exit(&out, 6);
@@ -404,13 +403,7 @@ fn held_lock_makes_callers_wait_then_exit_6() {
 fn waiting_caller_uses_the_token_the_lock_holder_stored() {
     let t = TestEnv::new();
     t.seed(Some("refresh-0"), Some(("expired-access", 4000, 3600)));
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(t.lock_path())
-        .unwrap();
-    assert!(fs4::fs_std::FileExt::try_lock_exclusive(&lock).unwrap());
+    let lock = t.hold_lock();
     let child = t
         .cmd(&["-r"])
         .stdout(std::process::Stdio::piped())

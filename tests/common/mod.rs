@@ -351,6 +351,22 @@ impl TestEnv {
         std::fs::write(self.store_path(), serde_json::to_vec_pretty(&value).unwrap()).unwrap();
     }
 
+    /// Take the profile's lock as another lightfi-token process would; held until dropped.
+    pub fn hold_lock(&self) -> std::fs::File {
+        std::fs::create_dir_all(self.home().join("tokens")).unwrap();
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.lock_path())
+            .unwrap();
+        assert!(
+            fs4::fs_std::FileExt::try_lock_exclusive(&lock).unwrap(),
+            "the lock was free"
+        );
+        lock
+    }
+
     pub fn store(&self) -> serde_json::Value {
         serde_json::from_slice(&std::fs::read(self.store_path()).expect("store file exists")).expect("store is JSON")
     }
