@@ -43,6 +43,9 @@ pub enum Error {
     LockTimeout { path: PathBuf, secs: u64 },
     /// Exit 1: a local failure we did not expect (I/O on the store, spawning a program…).
     Unexpected { msg: String },
+    /// Exit 127 (not found) or 126 (found but not runnable), as shells and
+    /// env(1) report it: `exec` could not start the command it was given.
+    CannotRun { msg: String, hint: String, code: u8 },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -78,12 +81,16 @@ impl Error {
             Error::Config { .. } | Error::ClientRejected(_) => 4,
             Error::ServerUnavailable { .. } => 5,
             Error::LockTimeout { .. } => 6,
+            Error::CannotRun { code, .. } => *code,
         }
     }
 
     pub fn hint(&self) -> String {
         match self {
-            Error::Usage { hint, .. } | Error::LoginFailed { hint, .. } | Error::Config { hint, .. } => hint.clone(),
+            Error::Usage { hint, .. }
+            | Error::LoginFailed { hint, .. }
+            | Error::Config { hint, .. }
+            | Error::CannotRun { hint, .. } => hint.clone(),
             Error::LoginRequired { .. } | Error::RefreshRejected(_) => "run `lightfi-token login`".into(),
             Error::ClientRejected(_) => {
                 "check the client id and secret (LIGHTFI_CLIENT_ID, LIGHTFI_CLIENT_SECRET or config.toml) \
@@ -113,7 +120,8 @@ impl fmt::Display for Error {
             | Error::LoginFailed { msg, .. }
             | Error::Config { msg, .. }
             | Error::ServerUnavailable { msg }
-            | Error::Unexpected { msg } => f.write_str(msg),
+            | Error::Unexpected { msg }
+            | Error::CannotRun { msg, .. } => f.write_str(msg),
             Error::RefreshRejected(e) => write!(f, "the server rejected the stored refresh token: {e}"),
             Error::ClientRejected(e) => write!(f, "the server rejected the client: {e}"),
             Error::LockTimeout { path, secs } => {

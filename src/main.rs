@@ -5,10 +5,13 @@
 mod cli;
 mod config;
 mod error;
+mod exec;
+mod git;
 mod login;
 mod oauth;
 mod output;
 mod secret;
+mod serve;
 mod status;
 mod store;
 mod token;
@@ -47,6 +50,11 @@ pub fn warn(msg: &str) {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    // git asks helpers for `capability` and sends `store` after every success:
+    // those must answer even before a client id is configured.
+    if let Some(Command::GitCredential { action }) = &cli.command {
+        return git::run(action, || config::resolve(&cli.global));
+    }
     let settings = config::resolve(&cli.global)?;
     match cli.command.unwrap_or(Command::Get(cli.get)) {
         Command::Get(args) => get(&settings, &args),
@@ -75,9 +83,9 @@ fn run(cli: Cli) -> Result<()> {
                 })
             }
         }
-        Command::GitCredential { .. } | Command::Exec { .. } | Command::Serve { .. } => {
-            Err(Error::unexpected("this command is not available yet"))
-        }
+        Command::GitCredential { .. } => unreachable!("answered before resolving the settings"),
+        Command::Exec { command } => exec::run(&settings, &command),
+        Command::Serve { port, show_key } => serve::run(&settings, port, show_key),
     }
 }
 

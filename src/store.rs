@@ -209,11 +209,7 @@ impl Store {
     /// (0600, fsynced) and hard-linked into place, which fails when the name
     /// exists: two processes creating it at once agree on one content, and no
     /// reader ever sees half a file.
-    pub fn read_or_create(
-        &self,
-        name: &str,
-        create: impl FnOnce() -> Result<Vec<u8>>,
-    ) -> Result<(PathBuf, Vec<u8>)> {
+    pub fn read_or_create(&self, name: &str, create: impl FnOnce() -> Result<Vec<u8>>) -> Result<(PathBuf, Vec<u8>)> {
         let path = self.dir.join(name);
         match fs::read(&path) {
             Ok(bytes) => {

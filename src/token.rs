@@ -13,6 +13,9 @@ use crate::oauth::{Failure, OAuthClient, TokenResponse};
 use crate::secret::Secret;
 use crate::store::{AccessToken, Lock, Store, Tokens};
 
+/// The `--min-valid` default, also used by `git-credential`, `exec` and `serve`.
+pub const DEFAULT_MIN_VALID: u64 = 300;
+
 /// What the caller of [`obtain`] wants.
 #[derive(Debug, Clone, Copy)]
 pub struct Want {
@@ -152,6 +155,33 @@ pub fn keep(
     tokens.access = Some(access.clone());
     store.save(tokens, lock)?;
     Ok(access)
+}
+
+/// Forget the cached access token but keep the refresh token, so the next
+/// call refreshes: git's `erase` after a server rejected the token.
+///
+/// With `rejected`, only that token is forgotten: if another process has
+/// stored a newer one meanwhile, it stays. Returns whether a token was dropped.
+pub fn forget_access(settings: &Settings, rejected: Option<&Secret>) -> Result<bool> {
+    let store = Store::new(settings);
+    let matches = |tokens: &Tokens| {
+        tokens
+            .access
+            .as_ref()
+            .is_some_and(|a| rejected.is_none_or(|r| *r == a.token))
+    };
+    // Nothing cached, or not the rejected token: no lock, no write.
+    if !matches(&store.load(settings)) {
+        return Ok(false);
+    }
+    let lock = store.lock(settings.lock_timeout)?;
+    let mut tokens = store.load(settings);
+    if !matches(&tokens) {
+        return Ok(false);
+    }
+    tokens.access = None;
+    store.save(&tokens, &lock)?;
+    Ok(true)
 }
 
 /// `login --refresh-token-stdin`: check the token with one refresh, then store it.

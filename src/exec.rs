@@ -1,0 +1,76 @@
+//! `lightfi-token exec -- CMD [ARGS…]`: run CMD with the access token in its
+//! environment (`LIGHTFI_ACCESS_TOKEN`, and `LIGHTFI_TOKEN_EXPIRES_AT` in
+//! RFC 3339), never in anyone's argv.
+//!
+//! On Unix, once the token is in hand, lightfi-token replaces itself with CMD
+//! (execvp, as env(1) and `cargo run` do). So CMD's exit status, and its death
+//! by a signal, reach the caller unchanged; Ctrl-C goes to CMD alone, with no
+//! parent left to die first; and no lightfi-token process lingers. Elsewhere
+//! CMD runs as a child: lightfi-token ignores Ctrl-C while it waits (the
+//! console delivers it to both), then exits with CMD's code.
+//!
+//! A CMD that cannot be started exits 127 (not found) or 126 (not runnable),
+//! like shells and env(1), so scripts can tell it from CMD's own failures.
+
+use std::ffi::{OsStr, OsString};
+use std::io;
+use std::process::Command;
+
+use crate::config::Settings;
+use crate::error::{Error, Result};
+use crate::output;
+use crate::token::{self, Want};
+
+/// Run `command` (program and arguments) with the token; returns only on failure.
+pub fn run(settings: &Settings, command: &[OsString]) -> Result<()> {
+    let Some((program, args)) = command.split_first() else {
+        return Err(Error::Usage {
+            msg: "no command to run".into(),
+            hint: "put it after `--`: `lightfi-token exec -- CMD [ARGS…]`".into(),
+        });
+    };
+    let want = Want {
+        min_valid: token::DEFAULT_MIN_VALID,
+        force_refresh: false,
+        interactive: token::interaction_allowed(settings),
+    };
+    let access = token::obtain(settings, want)?;
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .env("LIGHTFI_ACCESS_TOKEN", access.token.expose())
+        .env("LIGHTFI_TOKEN_EXPIRES_AT", output::rfc3339(access.expires_at));
+
+    #[cfg(unix)]
+    {
+        let err = std::os::unix::process::CommandExt::exec(&mut cmd);
+        Err(cannot_run(program, &err))
+    }
+    #[cfg(not(unix))]
+    {
+        #[cfg(windows)]
+        // SAFETY: sets the C runtime's SIGINT disposition before any other thread uses it.
+        unsafe {
+            libc::signal(libc::SIGINT, libc::SIG_IGN);
+        }
+        let status = cmd.status().map_err(|e| cannot_run(program, &e))?;
+        std::process::exit(status.code().unwrap_or(1))
+    }
+}
+
+fn cannot_run(program: &OsStr, err: &io::Error) -> Error {
+    let name = program.to_string_lossy();
+    if err.kind() == io::ErrorKind::NotFound {
+        Error::CannotRun {
+            msg: format!("cannot run `{name}`: command not found"),
+            hint: "check its name and PATH; lightfi-token's own options go before `exec`, the command after `--`"
+                .into(),
+            code: 127,
+        }
+    } else {
+        Error::CannotRun {
+            msg: format!("cannot run `{name}`: {err}"),
+            hint: format!("check that `{name}` is an executable program for this machine (e.g. chmod +x)"),
+            code: 126,
+        }
+    }
+}
