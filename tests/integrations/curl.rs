@@ -13,22 +13,6 @@ fn logged_in() -> TestEnv {
     t
 }
 
-/// The lines of the ```sh blocks of a README.
-fn sh_lines(readme: &str) -> Vec<String> {
-    let mut lines = vec![];
-    let mut inside = false;
-    for line in readme.lines() {
-        if line.trim_start().starts_with("```") {
-            inside = !inside && line.trim() == "```sh";
-            continue;
-        }
-        if inside && !line.trim().is_empty() && !line.trim_start().starts_with('#') {
-            lines.push(line.trim().to_string());
-        }
-    }
-    lines
-}
-
 /// Run `line` in `shell` with `lightfi-curl.sh` sourced, as a user's shell would.
 fn run_in(t: &TestEnv, shell: &str, line: &str) -> std::process::Output {
     let script = format!(". '{}'\n{line}\n", snippet_path("curl/lightfi-curl.sh").display());

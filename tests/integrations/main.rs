@@ -10,3 +10,4 @@ mod support;
 
 mod curl;
 mod kubernetes;
+mod python;

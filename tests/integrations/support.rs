@@ -155,6 +155,22 @@ impl CountingShim {
     }
 }
 
+/// The lines of the ```sh blocks of a README.
+pub fn sh_lines(readme: &str) -> Vec<String> {
+    let mut lines = vec![];
+    let mut inside = false;
+    for line in readme.lines() {
+        if line.trim_start().starts_with("```") {
+            inside = !inside && line.trim() == "```sh";
+            continue;
+        }
+        if inside && !line.trim().is_empty() && !line.trim_start().starts_with('#') {
+            lines.push(line.trim().to_string());
+        }
+    }
+    lines
+}
+
 /// A port that was free a moment ago on 127.0.0.1.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -166,6 +182,7 @@ pub struct Seen {
     pub method: String,
     pub path: String,
     pub authorization: Option<String>,
+    pub body: String,
 }
 
 /// What a stub answers: 200 for `Authorization: Bearer <accepted token>`,
@@ -180,18 +197,10 @@ struct StubState {
 }
 
 impl StubState {
-    fn answer(
-        &self,
-        method: &str,
-        path: &str,
-        authorization: Option<String>,
-        port: u16,
-    ) -> (u16, Vec<(String, String)>, String) {
-        self.seen.lock().unwrap().push(Seen {
-            method: method.into(),
-            path: path.into(),
-            authorization: authorization.clone(),
-        });
+    fn answer(&self, seen: Seen, port: u16) -> (u16, Vec<(String, String)>, String) {
+        let (path, authorization) = (seen.path.clone(), seen.authorization.clone());
+        self.seen.lock().unwrap().push(seen);
+        let path = path.as_str();
         if path.starts_with("/v1/files/") {
             let location = format!("http://localhost:{port}/after-redirect");
             return (302, vec![("Location".into(), location)], String::new());
@@ -236,13 +245,20 @@ impl ApiStub {
         let (srv, st) = (server.clone(), state.clone());
         let thread = std::thread::spawn(move || {
             for mut request in srv.incoming_requests() {
-                let _ = std::io::copy(request.as_reader(), &mut std::io::sink());
-                let auth = request
+                let mut body = String::new();
+                let _ = request.as_reader().read_to_string(&mut body);
+                let authorization = request
                     .headers()
                     .iter()
                     .find(|h| h.field.equiv("Authorization"))
                     .map(|h| h.value.to_string());
-                let (status, headers, body) = st.answer(&request.method().to_string(), request.url(), auth, port);
+                let seen = Seen {
+                    method: request.method().to_string(),
+                    path: request.url().to_string(),
+                    authorization,
+                    body,
+                };
+                let (status, headers, body) = st.answer(seen, port);
                 let mut response = tiny_http::Response::from_string(body).with_status_code(status);
                 for (k, v) in headers {
                     response.add_header(tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()).unwrap());
@@ -385,11 +401,17 @@ fn serve_tls(tcp: TcpStream, config: Arc<rustls::ServerConfig>, state: &StubStat
         let mut reader = BufReader::new(&mut tls);
         read_head(&mut reader)?
     };
-    let auth = headers
+    let authorization = headers
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
         .map(|(_, v)| v.clone());
-    let (status, headers, body) = state.answer(&method, &path, auth, port);
+    let seen = Seen {
+        method,
+        path,
+        authorization,
+        body: String::new(),
+    };
+    let (status, headers, body) = state.answer(seen, port);
     let mut response = format!(
         "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",
         body.len()
