@@ -385,3 +385,20 @@ pub fn stderr(out: &Output) -> String {
 pub fn assert_exit(out: &Output, code: i32) {
     assert_eq!(out.status.code(), Some(code), "exit code; stderr:\n{}", stderr(out));
 }
+
+impl TestEnv {
+    /// Another program (git, sh, …) with exactly the environment that
+    /// [`TestEnv::cmd`] gives lightfi-token, so a lightfi-token it starts
+    /// sees the temporary home and the fake endpoint, and nothing else.
+    pub fn tool(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let base = self.cmd(&[]);
+        let mut cmd = Command::new(program);
+        cmd.env_clear().stdin(Stdio::null());
+        for (key, value) in base.get_envs() {
+            if let Some(value) = value {
+                cmd.env(key, value);
+            }
+        }
+        cmd
+    }
+}
