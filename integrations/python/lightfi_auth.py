@@ -162,10 +162,14 @@ if requests is not None:
             request = response.request
             if response.status_code != 401 or getattr(request, "_lightfi_retried", False):
                 return response
+            sent = request.headers.get("Authorization", "")
+            if not sent.startswith("Bearer "):
+                # requests removed the token on a redirect to another host:
+                # that host's 401 is not ours to answer, and it gets no token.
+                return response
             if request.body is not None and not isinstance(request.body, (bytes, str)):
                 return response  # a streamed body cannot be sent twice
-            rejected = request.headers.get("Authorization", "").removeprefix("Bearer ")
-            token = self.source.after_401(rejected)
+            token = self.source.after_401(sent.removeprefix("Bearer "))
             if token is None:
                 return response
             response.content  # read the body so the connection can be reused
@@ -186,6 +190,10 @@ except ImportError:  # pragma: no cover - httpx is optional
 
 if httpx is not None:
 
+    def _same_origin(a, b) -> bool:
+        # A 401 from the host a redirect led to is not cured by a new token.
+        return (a.scheme, a.host, a.port) == (b.scheme, b.host, b.port)
+
     class LightfiHttpxAuth(httpx.Auth):
         """`httpx` authentication for Client and AsyncClient: `httpx.Client(auth=LightfiHttpxAuth())`.
 
@@ -205,7 +213,7 @@ if httpx is not None:
             token = self.source.token()
             request.headers["Authorization"] = "Bearer " + token
             response = yield request
-            if response.status_code == 401:
+            if response.status_code == 401 and _same_origin(response.request.url, request.url):
                 retry_token = self.source.after_401(token)
                 if retry_token is not None:
                     request.headers["Authorization"] = "Bearer " + retry_token
@@ -218,7 +226,7 @@ if httpx is not None:
             token = self.source.cached() or await anyio.to_thread.run_sync(self.source.token)
             request.headers["Authorization"] = "Bearer " + token
             response = yield request
-            if response.status_code == 401:
+            if response.status_code == 401 and _same_origin(response.request.url, request.url):
                 retry_token = await anyio.to_thread.run_sync(self.source.after_401, token)
                 if retry_token is not None:
                     request.headers["Authorization"] = "Bearer " + retry_token

@@ -21,14 +21,14 @@ if kind == "requests":
 elif kind == "httpx":
     import httpx
 
-    with httpx.Client(auth=LightfiHttpxAuth(), timeout=60) as client:
+    with httpx.Client(auth=LightfiHttpxAuth(), timeout=60, follow_redirects=True) as client:
         for _ in range(n):
             print(client.post(url, json={"n": 1}).status_code, flush=True)
 elif kind == "httpx-async":
     import httpx
 
     async def main():
-        async with httpx.AsyncClient(auth=LightfiHttpxAuth(), timeout=60) as client:
+        async with httpx.AsyncClient(auth=LightfiHttpxAuth(), timeout=60, follow_redirects=True) as client:
             for _ in range(n):
                 print((await client.post(url, json={"n": 1})).status_code, flush=True)
 

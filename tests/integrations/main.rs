@@ -10,4 +10,5 @@ mod support;
 
 mod curl;
 mod kubernetes;
+mod node;
 mod python;

@@ -184,3 +184,45 @@ fn lhttp_and_lxh_when_logged_out_exit_3() {
     }
     assert_eq!(api.seen().len(), 0);
 }
+
+#[test]
+fn python_helpers_do_not_send_the_token_across_hosts_on_a_redirect() {
+    for kind in KINDS {
+        let t = TestEnv::new();
+        t.seed(Some("refresh-0"), Some((TOKEN, 60, 3600)));
+        let shim = CountingShim::new(&t);
+        let api = ApiStub::start(&[TOKEN]);
+        let out = drive(&t, &shim, kind, &format!("{}/v1/files/latest", api.url), 1);
+        assert_eq!(statuses(&out), [200], "{kind}");
+        let seen = api.seen();
+        assert_eq!(seen.len(), 2, "{kind}: {seen:?}");
+        assert_eq!(seen[0].authorization, bearer(TOKEN), "{kind}");
+        assert_eq!(seen[1].path, "/after-redirect", "{kind}");
+        assert_eq!(seen[1].authorization, None, "{kind}: dropped for the other host");
+    }
+}
+
+#[test]
+fn python_helpers_do_not_answer_another_hosts_401_with_the_token() {
+    for kind in KINDS {
+        let t = TestEnv::new();
+        t.seed(Some("refresh-0"), Some((TOKEN, 60, 3600)));
+        let shim = CountingShim::new(&t);
+        let api = ApiStub::start(&[TOKEN]);
+        let out = drive(&t, &shim, kind, &format!("{}/v1/protected-files/latest", api.url), 1);
+        assert_eq!(statuses(&out), [401], "{kind}");
+        for s in api.seen() {
+            if s.host.starts_with("localhost") {
+                assert_eq!(
+                    s.authorization, None,
+                    "{kind}: the other host never gets the token: {s:?}"
+                );
+            }
+        }
+        assert_eq!(
+            t.server.token_requests().len(),
+            0,
+            "{kind}: no refresh for another host's 401"
+        );
+    }
+}

@@ -181,15 +181,19 @@ pub fn free_port() -> u16 {
 pub struct Seen {
     pub method: String,
     pub path: String,
+    /// The `Host` header: `127.0.0.1:PORT`, or `localhost:PORT` after a redirect.
+    pub host: String,
     pub authorization: Option<String>,
     pub body: String,
 }
 
 /// What a stub answers: 200 for `Authorization: Bearer <accepted token>`,
-/// 401 otherwise; `/v1/files/…` answers (before any check) a 302 to the same
-/// server under the host name `localhost`: another host for an HTTP client,
-/// like an API that redirects downloads to a storage host, which answers 200
-/// without a token.
+/// 401 otherwise. `/v1/files/…` answers (before any check) a 302 to the same
+/// server under the host name `localhost`, another host for an HTTP client,
+/// like an API that redirects downloads to a storage host; there
+/// `/after-redirect` answers 200 without a token (a presigned URL). Under
+/// `/v1/protected-files/…` the redirect goes to `/after-redirect-protected`,
+/// which wants a token like any other path.
 #[derive(Clone, Default)]
 struct StubState {
     seen: Arc<Mutex<Vec<Seen>>>,
@@ -201,11 +205,15 @@ impl StubState {
         let (path, authorization) = (seen.path.clone(), seen.authorization.clone());
         self.seen.lock().unwrap().push(seen);
         let path = path.as_str();
-        if path.starts_with("/v1/files/") {
-            let location = format!("http://localhost:{port}/after-redirect");
-            return (302, vec![("Location".into(), location)], String::new());
+        for (prefix, target) in [
+            ("/v1/files/", "/after-redirect"),
+            ("/v1/protected-files/", "/after-redirect-protected"),
+        ] {
+            if path.starts_with(prefix) {
+                let location = format!("http://localhost:{port}{target}");
+                return (302, vec![("Location".into(), location)], String::new());
+            }
         }
-        // The storage host a download redirects to takes no token (a presigned URL).
         let ok = path == "/after-redirect"
             || authorization.is_some_and(|a| self.accepted.lock().unwrap().iter().any(|t| a == format!("Bearer {t}")));
         let json = ("Content-Type".to_string(), "application/json".to_string());
@@ -252,7 +260,14 @@ impl ApiStub {
                     .iter()
                     .find(|h| h.field.equiv("Authorization"))
                     .map(|h| h.value.to_string());
+                let host = request
+                    .headers()
+                    .iter()
+                    .find(|h| h.field.equiv("Host"))
+                    .map(|h| h.value.to_string())
+                    .unwrap_or_default();
                 let seen = Seen {
+                    host,
                     method: request.method().to_string(),
                     path: request.url().to_string(),
                     authorization,
@@ -405,7 +420,13 @@ fn serve_tls(tcp: TcpStream, config: Arc<rustls::ServerConfig>, state: &StubStat
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
         .map(|(_, v)| v.clone());
+    let host = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("host"))
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
     let seen = Seen {
+        host,
         method,
         path,
         authorization,
