@@ -132,8 +132,8 @@ fn announce(settings: &Settings, port: u16, v6: bool, key: &Secret) {
     log(&format!(
         "serving access tokens for profile `{}` at {urls}\n\
          lightfi-token: send the header  {KEY_HEADER}: {}\n\
-         lightfi-token: Postman/Insomnia: put the key in an environment variable and the pre-request \
-         script from integrations/postman/; `lightfi-token serve --show-key` prints it again\n\
+         lightfi-token: Postman/Insomnia: keep the key in an environment variable; integrations/postman/ \
+         has a pre-request script that fetches the token from here (`serve --show-key` prints the key again)\n\
          lightfi-token: Ctrl-C stops the server",
         settings.profile,
         key.expose(),
