@@ -11,4 +11,5 @@ mod support;
 mod curl;
 mod kubernetes;
 mod node;
+mod postman;
 mod python;

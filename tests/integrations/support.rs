@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::common::{TestEnv, stderr, stdout};
+use crate::common::{TestEnv, assert_exit, stderr, stdout};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_lightfi-token");
 
@@ -519,4 +519,61 @@ fn dechunk(mut s: &str) -> String {
         s = &rest[n..].trim_start_matches("\r\n");
     }
     out
+}
+
+/// `lightfi-token serve --port 0` running in the test's environment, with
+/// its key and its stderr log. Stopped on drop.
+pub struct Serve {
+    child: std::process::Child,
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+    pub key: String,
+    log: Arc<Mutex<String>>,
+}
+
+impl Serve {
+    pub fn start(t: &TestEnv) -> Serve {
+        let shown = t.run(&["serve", "--show-key"]);
+        assert_exit(&shown, 0);
+        let key = stdout(&shown).trim().to_string();
+        assert!(key.len() >= 32, "serve --show-key printed a key");
+        let mut child = t
+            .cmd(&["serve", "--port", "0"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start lightfi-token serve");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (stderr, sink) = (child.stderr.take().unwrap(), log.clone());
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("http://127.0.0.1:").nth(1) {
+                    let port: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                    let _ = tx.send(port);
+                }
+                sink.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+        let port = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("serve did not announce its port:\n{}", log.lock().unwrap()));
+        Serve {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            key,
+            log,
+        }
+    }
+
+    /// What serve wrote on stderr so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
