@@ -13,3 +13,4 @@ mod kubernetes;
 mod node;
 mod postman;
 mod python;
+mod vscode;
