@@ -8,6 +8,7 @@
 mod common;
 mod support;
 
+mod cargo_registry;
 mod curl;
 mod kubernetes;
 mod node;
