@@ -471,3 +471,22 @@ fn port_0_picks_a_free_port_on_both_loopbacks() {
         }
     }
 }
+
+#[test]
+fn key_file_is_kept_private_and_a_malformed_one_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = TestEnv::new();
+    let file = t.home().join("tokens").join("serve.key");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    let own = "my-own-key-shared-with-the-team-0123456789";
+    std::fs::write(&file, format!("{own}\n")).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert_eq!(show_key(&t), own, "a key of one's own is kept");
+    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+
+    std::fs::write(&file, "short\n").unwrap();
+    let out = t.run(&["serve", "--show-key"]);
+    assert_exit(&out, 4);
+    assert_eq!(stdout(&out), "");
+    assert!(stderr(&out).contains("serve.key is malformed"), "{}", stderr(&out));
+}
