@@ -14,12 +14,15 @@ use crate::support::*;
 const TOKEN: &str = "cargo-access-token";
 const CRATE: &str = "lightfi-demo";
 
+/// Path and `Authorization` header of a request to the registry.
+type Hit = (String, Option<String>);
+
 /// A sparse registry on 127.0.0.1: `index/config.json` (with
 /// `auth-required`), the index file of one crate and its `.crate`, each
 /// answered only when `Authorization` is exactly `expected`.
 struct Registry {
     index_url: String,
-    seen: Arc<Mutex<Vec<(String, Option<String>)>>>,
+    seen: Arc<Mutex<Vec<Hit>>>,
     server: Arc<tiny_http::Server>,
 }
 
@@ -70,7 +73,7 @@ impl Registry {
         }
     }
 
-    fn seen(&self) -> Vec<(String, Option<String>)> {
+    fn seen(&self) -> Vec<Hit> {
         self.seen.lock().unwrap().clone()
     }
 }

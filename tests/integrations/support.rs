@@ -85,24 +85,15 @@ pub fn path_with(first: &[&Path]) -> OsString {
     std::env::join_paths(dirs).unwrap()
 }
 
-/// `program` with exactly the environment `TestEnv::cmd` gives lightfi-token
-/// (temp home, fake token endpoint, test client), plus a PATH that finds the
+/// `program` with the environment `TestEnv::tool` gives it (temp home, fake
+/// token endpoint, test client, nothing else), plus a PATH that finds the
 /// test build of lightfi-token by name and a HOME of its own for the tool's
 /// caches.
 pub fn tool(t: &TestEnv, program: impl AsRef<OsStr>, first_on_path: &[&Path]) -> Command {
-    let base = t.cmd(&[]);
-    let mut cmd = Command::new(program);
-    cmd.env_clear();
-    for (k, v) in base.get_envs() {
-        if let Some(v) = v {
-            cmd.env(k, v);
-        }
-    }
+    let mut cmd = t.tool(program);
     let home = t.home().join("tool-home");
     std::fs::create_dir_all(&home).unwrap();
-    cmd.env("HOME", &home)
-        .env("PATH", path_with(first_on_path))
-        .stdin(Stdio::null());
+    cmd.env("HOME", &home).env("PATH", path_with(first_on_path));
     cmd
 }
 
@@ -449,8 +440,11 @@ fn serve_tls(tcp: TcpStream, config: Arc<rustls::ServerConfig>, state: &StubStat
     Ok(())
 }
 
+/// Method, target and headers of a request.
+type Head = (String, String, Vec<(String, String)>);
+
 /// Read an HTTP/1.1 request line and headers (bodies are not used here).
-pub fn read_head(reader: &mut impl BufRead) -> std::io::Result<(String, String, Vec<(String, String)>)> {
+pub fn read_head(reader: &mut impl BufRead) -> std::io::Result<Head> {
     let mut line = String::new();
     reader.read_line(&mut line)?;
     let mut parts = line.split_whitespace();
@@ -516,7 +510,7 @@ fn dechunk(mut s: &str) -> String {
             break;
         }
         out.push_str(&rest[..n]);
-        s = &rest[n..].trim_start_matches("\r\n");
+        s = rest[n..].trim_start_matches("\r\n");
     }
     out
 }
