@@ -385,7 +385,7 @@ fn sixteen_concurrent_callers_cause_one_refresh() {
 fn held_lock_makes_callers_wait_then_exit_6() {
     let t = TestEnv::new();
     t.seed(Some("refresh-0"), Some(("expired-access", 4000, 3600)));
-    let lock = t.hold_lock();
+    let _lock = t.hold_lock();
     let start = Instant::now();
     let out = t.run(&["--lock-timeout", "1.5"]);
     assert_exit(&out, 6);
