@@ -521,8 +521,8 @@ mod tests {
     #[test]
     fn pkce_matches_rfc_7636_appendix_b() {
         assert_eq!(
-            challenge_for("dBjftJeZ4CVP-mJ0Xc7kEC-Hjh1MDZE5l4p_t6dpWk0"),
-            "E9Melhoa2OwvFrEMTJguCQAoeVPAy_6ggr0Ipk3Nomc"
+            challenge_for("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
         );
         let pkce = Pkce::new().unwrap();
         assert_eq!(pkce.verifier.expose().len(), 43);
