@@ -28,6 +28,7 @@ pub fn snippet(rel: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read snippet {}: {e}", path.display()))
 }
 
+/// The path of a file under `integrations/`, for tools that read it themselves.
 pub fn snippet_path(rel: &str) -> PathBuf {
     repo().join("integrations").join(rel)
 }
@@ -65,14 +66,17 @@ pub fn node_tool(name: &str) -> PathBuf {
     path
 }
 
-/// A program expected on the machine's PATH (curl, kubectl, node, bash).
+/// A program that comes with the machine (curl, kubectl, node, bash, dash).
+/// Fails, never skips, when it is not on PATH.
 pub fn system_tool(name: &str) -> PathBuf {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .map(|dir| dir.join(name))
         .find(|p| p.is_file())
         .unwrap_or_else(|| {
-            panic!("`{name}` is not on PATH: these tests drive the real tool; install it ({SETUP_HINT})")
+            panic!(
+                "`{name}` is not on PATH: these tests drive the real tool; install it with the system's package manager"
+            )
         })
 }
 
