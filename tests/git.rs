@@ -482,55 +482,46 @@ fn with_store_helper_first(snippet: &str) -> String {
     format!("[credential]\n\thelper = store\n{snippet}")
 }
 
-#[test]
-fn git_uses_bearer_through_authtype() {
+/// ls-remote, clone and push through the snippet (with `helper` as the
+/// program), after a `store` helper; returns what the server was sent.
+fn round_trip_through_snippet(helper: &str, name: &str) -> Vec<Auth> {
     let t = TestEnv::new();
     t.seed(Some("refresh-0"), None);
     let git = Git::new(&t, "");
     let server = GitServer::start(&git);
     std::fs::write(
         t.home().join(".gitconfig"),
-        with_store_helper_first(&snippet_for(&server.url, "lightfi-token")),
+        with_store_helper_first(&snippet_for(&server.url, helper)),
     )
     .unwrap();
     server.accept(&jwt_like(1));
 
-    round_trip(&git, &server, "bearer");
+    round_trip(&git, &server, name);
 
+    assert_eq!(t.server.token_requests().len(), 1, "one refresh, then the cache");
+    assert!(!t.home().join(".git-credentials").exists());
     let seen = server.seen();
     assert!(!seen.is_empty());
+    seen
+}
+
+#[test]
+fn git_uses_bearer_through_authtype() {
+    let seen = round_trip_through_snippet("lightfi-token", "bearer");
     assert!(
         seen.iter().all(|a| *a == Auth::Bearer(jwt_like(1))),
         "git sent the token as a Bearer credential only: {seen:?}"
     );
-    assert_eq!(t.server.token_requests().len(), 1, "one refresh, then the cache");
-    assert!(!t.home().join(".git-credentials").exists());
 }
 
 #[test]
 fn git_uses_basic_when_authtype_is_not_offered() {
-    let t = TestEnv::new();
-    t.seed(Some("refresh-0"), None);
-    let git = Git::new(&t, "");
-    let server = GitServer::start(&git);
-    std::fs::write(
-        t.home().join(".gitconfig"),
-        with_store_helper_first(&snippet_for(&server.url, "lightfi-token-no-authtype")),
-    )
-    .unwrap();
-    server.accept(&jwt_like(1));
-
-    round_trip(&git, &server, "basic");
-
-    let seen = server.seen();
+    let seen = round_trip_through_snippet("lightfi-token-no-authtype", "basic");
     let expected = Auth::Basic {
         user: "oauth2".into(),
         password: jwt_like(1),
     };
-    assert!(!seen.is_empty());
     assert!(seen.iter().all(|a| *a == expected), "git sent Basic only: {seen:?}");
-    assert_eq!(t.server.token_requests().len(), 1);
-    assert!(!t.home().join(".git-credentials").exists());
 }
 
 #[test]

@@ -16,6 +16,13 @@ use common::*;
 use interactive::*;
 use sha2::{Digest, Sha256};
 
+/// A test environment, a recording browser in it, and a free callback port.
+fn setup() -> (TestEnv, RecordingBrowser, u16) {
+    let t = TestEnv::new();
+    let browser = RecordingBrowser::new(t.home());
+    (t, browser, free_port())
+}
+
 /// `lightfi-token ARGS` with a recording browser and a callback on localhost:port.
 fn login_cmd(t: &TestEnv, browser: &RecordingBrowser, port: u16, args: &[&str]) -> std::process::Command {
     let mut cmd = t.cmd(args);
@@ -33,13 +40,11 @@ fn finish(t: &TestEnv, child: Child) -> std::process::Output {
 
 #[test]
 fn authorize_url_has_every_parameter_and_the_code_is_exchanged_with_the_verifier() {
-    let t = TestEnv::new();
+    let (t, browser, port) = setup();
     t.server.fallback(Reply::Fresh {
         expires_in: 3600,
         rotate: true,
     });
-    let browser = RecordingBrowser::new(t.home());
-    let port = free_port();
     let child = login_cmd(&t, &browser, port, &["login"]).spawn().unwrap();
     let url = browser.wait_for_url(Duration::from_secs(10));
 
@@ -89,9 +94,7 @@ fn authorize_url_has_every_parameter_and_the_code_is_exchanged_with_the_verifier
 
 #[test]
 fn wrong_state_and_wrong_path_are_refused_while_waiting_for_the_real_callback() {
-    let t = TestEnv::new();
-    let browser = RecordingBrowser::new(t.home());
-    let port = free_port();
+    let (t, browser, port) = setup();
     let child = login_cmd(&t, &browser, port, &["login"]).spawn().unwrap();
     let state = param(&browser.wait_for_url(Duration::from_secs(10)), "state").unwrap();
 
@@ -118,9 +121,7 @@ fn wrong_state_and_wrong_path_are_refused_while_waiting_for_the_real_callback() 
 
 #[test]
 fn access_denied_ends_the_login_with_exit_3() {
-    let t = TestEnv::new();
-    let browser = RecordingBrowser::new(t.home());
-    let port = free_port();
+    let (t, browser, port) = setup();
     let child = login_cmd(&t, &browser, port, &["login"]).spawn().unwrap();
     let state = param(&browser.wait_for_url(Duration::from_secs(10)), "state").unwrap();
     let (status, page) = http_get(
@@ -139,10 +140,8 @@ fn access_denied_ends_the_login_with_exit_3() {
 
 #[test]
 fn rejected_code_exits_3() {
-    let t = TestEnv::new();
+    let (t, browser, port) = setup();
     t.server.fallback(Reply::oauth_error(400, "invalid_grant"));
-    let browser = RecordingBrowser::new(t.home());
-    let port = free_port();
     let child = login_cmd(&t, &browser, port, &["login"]).spawn().unwrap();
     let state = param(&browser.wait_for_url(Duration::from_secs(10)), "state").unwrap();
     let (status, page) = http_get(port, &format!("/?code=used&state={state}"));
@@ -171,9 +170,7 @@ fn busy_port_exits_3_naming_it() {
 #[cfg(target_os = "linux")]
 #[test]
 fn callback_server_listens_on_loopback_only() {
-    let t = TestEnv::new();
-    let browser = RecordingBrowser::new(t.home());
-    let port = free_port();
+    let (t, browser, port) = setup();
     let mut child = login_cmd(&t, &browser, port, &["login", "--timeout", "20"])
         .spawn()
         .unwrap();
@@ -203,9 +200,7 @@ fn callback_server_listens_on_loopback_only() {
 
 #[test]
 fn login_times_out_with_exit_3() {
-    let t = TestEnv::new();
-    let browser = RecordingBrowser::new(t.home());
-    let port = free_port();
+    let (t, browser, port) = setup();
     let out = t.run_cmd(login_cmd(&t, &browser, port, &["login", "--timeout", "1"]));
     assert_exit(&out, 3);
     assert!(stderr(&out).contains("timed out after 1 s"), "{}", stderr(&out));
@@ -214,13 +209,11 @@ fn login_times_out_with_exit_3() {
 
 #[test]
 fn no_browser_prints_the_url_and_accepts_a_pasted_redirect() {
-    let t = TestEnv::new();
+    let (t, browser, port) = setup();
     t.server.fallback(Reply::Fresh {
         expires_in: 3600,
         rotate: true,
     });
-    let browser = RecordingBrowser::new(t.home());
-    let port = free_port();
     let mut cmd = login_cmd(&t, &browser, port, &["login", "--no-browser"]);
     cmd.stdin(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
@@ -253,9 +246,7 @@ fn no_browser_prints_the_url_and_accepts_a_pasted_redirect() {
 
 #[test]
 fn non_interactive_get_with_empty_store_exits_3_without_a_browser() {
-    let t = TestEnv::new();
-    let browser = RecordingBrowser::new(t.home());
-    let port = free_port();
+    let (t, browser, port) = setup();
     // No terminal at all (pipes): implied non-interactive.
     let out = t.run_cmd(login_cmd(&t, &browser, port, &[]));
     assert_exit(&out, 3);
@@ -280,9 +271,7 @@ fn non_interactive_get_with_empty_store_exits_3_without_a_browser() {
 
 #[test]
 fn five_concurrent_gets_with_an_empty_store_cause_one_login() {
-    let t = TestEnv::new();
-    let browser = RecordingBrowser::new(t.home());
-    let port = free_port();
+    let (t, browser, port) = setup();
     let pty = Pty::open();
     let children: Vec<Child> = (0..5)
         .map(|_| {
@@ -307,11 +296,9 @@ fn five_concurrent_gets_with_an_empty_store_cause_one_login() {
 
 #[test]
 fn rejected_refresh_token_falls_back_to_a_login_at_a_terminal() {
-    let t = TestEnv::new();
+    let (t, browser, port) = setup();
     t.seed(Some("revoked-refresh"), Some(("expired-access", 4000, 3600)));
     t.server.script([Reply::oauth_error(400, "invalid_grant")]);
-    let browser = RecordingBrowser::new(t.home());
-    let port = free_port();
     let pty = Pty::open();
     let mut cmd = login_cmd(&t, &browser, port, &["-r"]);
     cmd.stderr(pty.slave());

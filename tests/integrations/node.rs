@@ -16,14 +16,6 @@ fn drive(t: &TestEnv, shim: &CountingShim, url: &str, n: usize, mode: &str) -> O
     run_ok(t, cmd)
 }
 
-fn statuses(out: &Output) -> Vec<u16> {
-    stdout(out).lines().map(|l| l.parse().unwrap()).collect()
-}
-
-fn bearer(token: &str) -> Option<String> {
-    Some(format!("Bearer {token}"))
-}
-
 #[test]
 fn node_fetch_sends_the_token_and_reuses_it() {
     let t = TestEnv::new();

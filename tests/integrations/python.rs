@@ -21,14 +21,6 @@ fn drive(t: &TestEnv, shim: &CountingShim, kind: &str, url: &str, n: usize) -> O
     run_ok(t, cmd)
 }
 
-fn statuses(out: &Output) -> Vec<u16> {
-    stdout(out).lines().map(|l| l.parse().unwrap()).collect()
-}
-
-fn bearer(token: &str) -> Option<String> {
-    Some(format!("Bearer {token}"))
-}
-
 #[test]
 fn python_helpers_send_the_token_and_reuse_it() {
     for kind in KINDS {

@@ -575,3 +575,16 @@ impl Drop for Serve {
         let _ = self.child.wait();
     }
 }
+
+/// The HTTP statuses a driver script printed, one a line.
+pub fn statuses(out: &Output) -> Vec<u16> {
+    stdout(out)
+        .lines()
+        .map(|l| l.parse().expect("a status per line"))
+        .collect()
+}
+
+/// The `Authorization` value a stub should have seen for `token`.
+pub fn bearer(token: &str) -> Option<String> {
+    Some(format!("Bearer {token}"))
+}
