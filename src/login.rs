@@ -51,7 +51,7 @@ pub fn login_command(settings: &Settings, options: LoginOptions) -> Result<Acces
 
 /// The fallback of `get` when there is no usable refresh token: called with
 /// the profile's lock held, so concurrent callers wait for this one login.
-pub fn login(settings: &Settings, store: &Store, lock: &Lock, _stale: Tokens) -> Result<AccessToken> {
+pub fn login(settings: &Settings, store: &Store, lock: &Lock) -> Result<AccessToken> {
     login_locked(
         settings,
         store,

@@ -66,7 +66,7 @@ pub fn obtain(settings: &Settings, want: Want) -> Result<AccessToken> {
         .cloned();
     let Some(refresh_token) = refresh_token else {
         if want.interactive {
-            return crate::login::login(settings, &store, &lock, tokens);
+            return crate::login::login(settings, &store, &lock);
         }
         return Err(Error::LoginRequired {
             msg: format!("not logged in (profile `{}`)", settings.profile),
@@ -93,7 +93,7 @@ pub fn obtain(settings: &Settings, want: Want) -> Result<AccessToken> {
             store.save(&tokens, &lock)?;
             if want.interactive {
                 crate::warn(&format!("the stored login was rejected ({e}); logging in again"));
-                return crate::login::login(settings, &store, &lock, tokens);
+                return crate::login::login(settings, &store, &lock);
             }
             Err(Error::RefreshRejected(e))
         }
