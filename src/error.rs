@@ -40,7 +40,7 @@ pub enum Error {
     /// Exit 5: the authorization server is unreachable, failing or answering nonsense.
     ServerUnavailable { msg: String },
     /// Exit 6: another process held the profile's lock for longer than `--lock-timeout`.
-    LockTimeout { path: PathBuf, secs: u64 },
+    LockTimeout { path: PathBuf, waited: std::time::Duration },
     /// Exit 1: a local failure we did not expect (I/O on the store, spawning a program…).
     Unexpected { msg: String },
     /// Exit 127 (not found) or 126 (found but not runnable), as shells and
@@ -124,7 +124,8 @@ impl fmt::Display for Error {
             | Error::CannotRun { msg, .. } => f.write_str(msg),
             Error::RefreshRejected(e) => write!(f, "the server rejected the stored refresh token: {e}"),
             Error::ClientRejected(e) => write!(f, "the server rejected the client: {e}"),
-            Error::LockTimeout { path, secs } => {
+            Error::LockTimeout { path, waited } => {
+                let secs = waited.as_secs_f64();
                 write!(f, "gave up after {secs} s waiting for the lock {}", path.display())
             }
         }
@@ -158,7 +159,7 @@ mod tests {
         assert_eq!(
             Error::LockTimeout {
                 path: "l".into(),
-                secs: 1
+                waited: std::time::Duration::from_secs(1)
             }
             .exit_code(),
             6

@@ -168,7 +168,7 @@ impl Store {
             if waited >= timeout {
                 return Err(Error::LockTimeout {
                     path: self.lock_path.clone(),
-                    secs: timeout.as_secs(),
+                    waited: timeout,
                 });
             }
             if !announced && waited >= Duration::from_secs(1) {

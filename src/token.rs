@@ -29,9 +29,17 @@ pub struct Want {
 /// Whether a browser login may start: not forbidden by the flag, not in CI,
 /// and someone is at a terminal (stdin or stderr).
 pub fn interaction_allowed(settings: &Settings) -> bool {
-    !settings.non_interactive
-        && std::env::var_os("CI").is_none_or(|v| v.is_empty())
-        && (std::io::stdin().is_terminal() || std::io::stderr().is_terminal())
+    !settings.non_interactive && !running_in_ci() && (std::io::stdin().is_terminal() || std::io::stderr().is_terminal())
+}
+
+/// `CI` set to anything but empty, `0` or `false` (some set `CI=false` to say "not CI").
+fn running_in_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| {
+        !matches!(
+            v.to_string_lossy().trim().to_ascii_lowercase().as_str(),
+            "" | "0" | "false"
+        )
+    })
 }
 
 /// A valid access token for the profile.

@@ -270,6 +270,20 @@ fn non_interactive_get_with_empty_store_exits_3_without_a_browser() {
 }
 
 #[test]
+fn ci_false_at_a_terminal_still_logs_in() {
+    let (t, browser, port) = setup();
+    let pty = Pty::open();
+    let mut cmd = login_cmd(&t, &browser, port, &["-r"]);
+    cmd.stderr(pty.slave()).env("CI", "false");
+    let child = cmd.spawn().unwrap();
+    let state = param(&browser.wait_for_url(Duration::from_secs(10)), "state").unwrap();
+    assert_eq!(http_get(port, &format!("/?code=c&state={state}")).0, 200);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", pty.output());
+    assert_eq!(stdout(&out), format!("{}\n", jwt_like(1)));
+}
+
+#[test]
 fn five_concurrent_gets_with_an_empty_store_cause_one_login() {
     let (t, browser, port) = setup();
     let pty = Pty::open();
