@@ -172,9 +172,15 @@ pub struct LoginArgs {
     pub timeout: Duration,
 }
 
+/// Seconds, fractions allowed, from 0 to a day (larger values would
+/// overflow deadlines and are never meant).
 fn parse_secs(s: &str) -> Result<Duration, String> {
+    const MAX: f64 = 86_400.0;
     let secs: f64 = s.parse().map_err(|_| format!("`{s}` is not a number of seconds"))?;
-    Duration::try_from_secs_f64(secs).map_err(|_| format!("`{s}` is not a number of seconds ≥ 0"))
+    if !(0.0..=MAX).contains(&secs) {
+        return Err(format!("`{s}` is not a number of seconds from 0 to {MAX}"));
+    }
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("`{s}` is not a number of seconds"))
 }
 
 #[cfg(test)]
@@ -207,6 +213,8 @@ mod tests {
     #[test]
     fn bad_numbers_are_usage_errors() {
         assert!(Cli::try_parse_from(["lightfi-token", "--http-timeout", "-1"]).is_err());
+        assert!(Cli::try_parse_from(["lightfi-token", "login", "--timeout", "1e19"]).is_err());
+        assert!(Cli::try_parse_from(["lightfi-token", "--lock-timeout", "NaN"]).is_err());
         assert!(Cli::try_parse_from(["lightfi-token", "--min-valid", "soon"]).is_err());
     }
 }

@@ -57,8 +57,32 @@ struct ProfileTable {
 
 /// Resolve settings from the command line, the process environment and the config file.
 pub fn resolve(args: &GlobalArgs) -> Result<Settings> {
+    // A variable that is set but not UTF-8 must not silently fall back to the
+    // default: an unreadable LIGHTFI_TOKEN_HOME would mean the real store.
+    for name in ENV_VARS {
+        if std::env::var_os(name).is_some_and(|v| v.to_str().is_none()) {
+            return Err(Error::config(
+                format!("the environment variable {name} is not valid UTF-8"),
+                format!("set {name} to a UTF-8 value, or unset it"),
+            ));
+        }
+    }
     resolve_with(args, |name| std::env::var(name).ok())
 }
+
+/// Every variable [`resolve`] reads.
+const ENV_VARS: [&str; 10] = [
+    "LIGHTFI_PROFILE",
+    "LIGHTFI_TOKEN_HOME",
+    "LIGHTFI_OAUTH_URL",
+    "LIGHTFI_CLIENT_ID",
+    "CLIENT_ID",
+    "LIGHTFI_CLIENT_SECRET",
+    "CLIENT_SECRET",
+    "LIGHTFI_REDIRECT_URI",
+    "LIGHTFI_SCOPE",
+    "LIGHTFI_REFRESH_TOKEN",
+];
 
 /// As [`resolve`], with the environment given as a lookup (so precedence is unit-testable).
 /// An empty variable counts as unset.
@@ -168,15 +192,24 @@ fn check_profile_name(profile: &str) -> Result<()> {
 /// the client secret and refresh token travel in its requests.
 fn check_oauth_url(raw: &str) -> Result<String> {
     let trimmed = raw.trim_end_matches('/');
+    // A URL with `user:password@` is not echoed: the password would be printed.
+    let shown = if raw.contains('@') {
+        "(not shown: it has an @)"
+    } else {
+        raw
+    };
     let bad = |why: &str| {
         Error::config(
-            format!("invalid OAuth URL `{raw}`: {why}"),
+            format!("invalid OAuth URL `{shown}`: {why}"),
             format!(
                 "use the hosted UI's base URL, e.g. {DEFAULT_OAUTH_URL} (--oauth-url, LIGHTFI_OAUTH_URL or oauth_url in config.toml)"
             ),
         )
     };
     let url = url::Url::parse(trimmed).map_err(|e| bad(&e.to_string()))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad("it must not contain a user name or password"));
+    }
     if url.query().is_some() || url.fragment().is_some() {
         return Err(bad("it must not have a query or fragment"));
     }
@@ -213,11 +246,27 @@ fn read_profile_table(path: &Path, profile: &str) -> Result<ProfileTable> {
         let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
         let at = line.map(|l| format!(", line {l}")).unwrap_or_default();
         Error::config(
-            format!("malformed config file {}{at}: {}", path.display(), e.message().trim_end()),
+            format!("malformed config file {}{at}: {}", path.display(), without_values(e.message())),
             "each profile is a table such as [default] with keys oauth_url, client_id, client_secret, redirect_uri, scope",
         )
     })?;
     Ok(tables.remove(profile).unwrap_or_default())
+}
+
+/// A TOML or serde message without the offending value: "invalid type:
+/// string \"hunter2\", expected …" would print a client secret.
+fn without_values(message: &str) -> String {
+    let message = message.trim_end().replace("struct ProfileTable", "a [profile] table");
+    for kind in ["invalid type", "invalid value", "invalid length"] {
+        if message.starts_with(kind) {
+            return match message.rsplit_once(", expected ") {
+                Some((_, expected)) => format!("{kind}, expected {expected}"),
+                None => kind.to_string(),
+            };
+        }
+    }
+    // Parse errors name what was expected and, at most, one offending character.
+    message.lines().next().unwrap_or_default().to_string()
 }
 
 #[cfg(test)]
@@ -330,7 +379,34 @@ mod tests {
         assert!(check_oauth_url("http://[::1]:9/oauth2").is_ok());
         assert!(check_oauth_url("http://evil.example/oauth2").is_err());
         assert!(check_oauth_url("not a url").is_err());
+        let err = check_oauth_url("https://user:hunter2@idp.example/oauth2").unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
         assert!(check_profile_name("../etc").is_err());
         assert!(check_profile_name("staging-2").is_ok());
+    }
+
+    #[test]
+    fn config_errors_never_quote_a_value() {
+        for config in [
+            "client_secret = \"topsecret\"\n",
+            "[default]\nclient_secret = 123456789012\n",
+            "[default]\nclient_secret = topsecret\n",
+            "[default]\nclient_secret = \"top\\qsecret\"\n",
+            "[default]\nclient_secret = 'topsecret\n",
+            "[default]\nclient_secret = \"topsecret\" trailing\n",
+            "[default]\nclient_secret = [\"topsecret\"]\n",
+            "default = \"topsecret\"\n",
+        ] {
+            let home = home_with(config);
+            let h = home.path().to_str().unwrap();
+            let err = resolve_with(&args(&[]), env_of(&[("LIGHTFI_TOKEN_HOME", h)])).unwrap_err();
+            let msg = err.to_string();
+            assert_eq!(err.exit_code(), 4, "{config}: {msg}");
+            assert!(msg.contains("line "), "{config}: {msg}");
+            assert!(
+                !msg.contains("topsecret") && !msg.contains("1234567"),
+                "{config}: {msg}"
+            );
+        }
     }
 }

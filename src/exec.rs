@@ -32,13 +32,16 @@ pub fn run(settings: &Settings, command: &[OsString]) -> Result<()> {
     let want = Want {
         min_valid: token::DEFAULT_MIN_VALID,
         force_refresh: false,
-        interactive: token::interaction_allowed(settings),
+        may_interact: true,
     };
     let access = token::obtain(settings, want)?;
     let mut cmd = Command::new(program);
     cmd.args(args)
         .env("LIGHTFI_ACCESS_TOKEN", access.token.expose())
-        .env("LIGHTFI_TOKEN_EXPIRES_AT", output::rfc3339(access.expires_at));
+        .env("LIGHTFI_TOKEN_EXPIRES_AT", output::rfc3339(access.expires_at))
+        // The command needs the access token, not what can mint new ones.
+        .env_remove("LIGHTFI_REFRESH_TOKEN")
+        .env_remove("LIGHTFI_CLIENT_SECRET");
 
     #[cfg(unix)]
     {

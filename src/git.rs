@@ -45,7 +45,7 @@ pub fn run(action: &str, settings: impl FnOnce() -> Result<Settings>) -> Result<
             let want = Want {
                 min_valid: token::DEFAULT_MIN_VALID,
                 force_refresh: false,
-                interactive: token::interaction_allowed(&settings) && !prompts_disabled(),
+                may_interact: !prompts_disabled(),
             };
             let access = token::obtain(&settings, want)?;
             let mut out = Vec::new();

@@ -334,7 +334,15 @@ impl Wait<'_> {
             let left = self.deadline.saturating_duration_since(Instant::now());
             let event = match self.inbox.recv_timeout(left) {
                 Ok(event) => event,
-                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(Error::LoginFailed {
+                        msg: "stdin was closed and no callback server is listening: the login cannot finish".into(),
+                        hint: "run `lightfi-token login --no-browser` at a terminal and paste the redirected address, \
+                               or free the callback port"
+                            .into(),
+                    });
+                }
+                Err(RecvTimeoutError::Timeout) => {
                     return Err(Error::LoginFailed {
                         msg: format!("timed out after {} s waiting for the browser login", options.timeout.as_secs()),
                         hint: "run `lightfi-token login` again (on a host without a browser: `lightfi-token login --no-browser`)"
@@ -454,7 +462,10 @@ fn open_browser(url: &str) {
     // The browser must not write to our stdout: it carries only the token.
     command
         .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null());
+        .stdout(std::process::Stdio::null())
+        // Nor hold our stderr open: a caller reading it to the end would wait
+        // until the browser quits.
+        .stderr(std::process::Stdio::null());
     match command.spawn() {
         Ok(mut child) => {
             // Reap it whenever it ends, without waiting for it.
@@ -476,7 +487,7 @@ fn platform_opener(url: &str) -> std::process::Command {
         ("xdg-open", &[])
     };
     let mut command = std::process::Command::new(program);
-    command.args(args).arg(url).stderr(std::process::Stdio::null());
+    command.args(args).arg(url);
     command
 }
 

@@ -7,6 +7,7 @@ mod config;
 mod error;
 mod exec;
 mod git;
+mod jwt;
 mod login;
 mod oauth;
 mod output;
@@ -98,8 +99,7 @@ fn get(settings: &Settings, args: &GetArgs) -> Result<()> {
     let want = token::Want {
         min_valid: args.min_valid,
         force_refresh: args.force_refresh,
-        interactive: token::interaction_allowed(settings)
-            && !output::exec_info_forbids_interaction(exec_info.as_deref()),
+        may_interact: !output::exec_info_forbids_interaction(exec_info.as_deref()),
     };
     // Check the requested ExecCredential version before any network work.
     if format == Format::ExecCredential {

@@ -126,6 +126,12 @@ impl<'a> OAuthClient<'a> {
         }
         match oauth_error(&body) {
             Some(e) => Err(Failure::OAuth(e)),
+            // RFC 6749 §5.2 lets a server answer a failed client authentication
+            // with a bare 401.
+            None if status == StatusCode::UNAUTHORIZED => Err(Failure::OAuth(OAuthError {
+                error: "invalid_client".into(),
+                description: Some(format!("{url} answered HTTP 401 without an OAuth error body")),
+            })),
             None if status == StatusCode::NOT_FOUND || status == StatusCode::METHOD_NOT_ALLOWED => Err(
                 Failure::Unavailable(format!("{url} answered HTTP {status}: is the OAuth URL right?")),
             ),
@@ -145,7 +151,11 @@ impl<'a> OAuthClient<'a> {
         loop {
             let mut request = self.http.post(&url).form(&body);
             if let Some(secret) = &self.settings.client_secret {
-                request = request.basic_auth(&self.settings.client_id, Some(secret.expose()));
+                // RFC 6749 §2.3.1: form-urlencode both before Base64. Cognito's
+                // ids and secrets are alphanumeric, so this changes nothing
+                // there, but other servers decode `+` and `%`.
+                let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+                request = request.basic_auth(encode(&self.settings.client_id), Some(encode(secret.expose())));
             }
             let (problem, retry_after) = match request.send() {
                 Ok(r) if !(r.status().is_server_error() || r.status() == StatusCode::TOO_MANY_REQUESTS) => {
@@ -220,6 +230,10 @@ pub fn parse_token_response(body: &[u8]) -> Result<TokenResponse, String> {
     };
     let access_token =
         string(&map, "access_token")?.ok_or_else(|| "a token response without `access_token`".to_string())?;
+    if !is_b64token(&access_token) {
+        // It goes into `Authorization:` headers: a CR or LF would inject headers.
+        return Err("an `access_token` with characters a bearer token cannot have (RFC 6750 §2.1)".into());
+    }
     let token_type = string(&map, "token_type")?.ok_or_else(|| "a token response without `token_type`".to_string())?;
     if !token_type.eq_ignore_ascii_case("bearer") {
         return Err(format!("token_type `{token_type}`, not Bearer"));
@@ -231,6 +245,8 @@ pub fn parse_token_response(body: &[u8]) -> Result<TokenResponse, String> {
         _ => None,
     }
     .filter(|&secs| secs > 0)
+    // RFC 6749 only recommends `expires_in`: without it, a JWT's `exp` will do.
+    .or_else(|| expires_in_from_jwt(&access_token))
     .ok_or_else(|| "a token response without a positive `expires_in`".to_string())?;
     Ok(TokenResponse {
         access_token: Secret::new(access_token),
@@ -239,6 +255,23 @@ pub fn parse_token_response(body: &[u8]) -> Result<TokenResponse, String> {
         refresh_token: string(&map, "refresh_token")?.map(Secret::new),
         scope: string(&map, "scope")?,
     })
+}
+
+/// RFC 6750 §2.1 `b64token`: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+fn is_b64token(token: &str) -> bool {
+    let body = token.trim_end_matches('=');
+    !body.is_empty()
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
+}
+
+/// Seconds until the `exp` claim of a JWT access token, if it has one in the future.
+fn expires_in_from_jwt(token: &str) -> Option<u64> {
+    let exp = crate::jwt::claims(token)?.get("exp")?.as_i64()?;
+    u64::try_from(exp - time::OffsetDateTime::now_utc().unix_timestamp())
+        .ok()
+        .filter(|&s| s > 0)
 }
 
 #[cfg(test)]
@@ -268,6 +301,8 @@ mod tests {
             let msg = parse_token_response(body).unwrap_err();
             assert!(!msg.contains("SECRET"), "{msg}");
         }
+        let injected = br#"{"access_token":"SECRET\r\nX-Evil: 1","token_type":"Bearer","expires_in":60}"#;
+        assert!(parse_token_response(injected).unwrap_err().contains("RFC 6750"));
         let ok = parse_token_response(br#"{"access_token":"a","token_type":"bearer","expires_in":"60"}"#).unwrap();
         assert_eq!(ok.expires_in, 60);
     }
@@ -278,5 +313,15 @@ mod tests {
         assert_eq!(e.error, "invalid_grant");
         assert_eq!(e.description.as_deref(), Some("gone"));
         assert!(oauth_error(b"Service Unavailable").is_none());
+    }
+
+    #[test]
+    fn missing_expires_in_falls_back_to_the_jwt_exp() {
+        use base64::Engine;
+        let exp = time::OffsetDateTime::now_utc().unix_timestamp() + 600;
+        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(r#"{{"exp":{exp}}}"#));
+        let body = format!(r#"{{"access_token":"e30.{payload}.sig","token_type":"Bearer"}}"#);
+        let r = parse_token_response(body.as_bytes()).unwrap();
+        assert!((598..=600).contains(&r.expires_in), "{}", r.expires_in);
     }
 }

@@ -96,7 +96,11 @@ pub fn exec_api_version(exec_info: Option<&str>) -> Result<&'static str> {
     };
     let parsed: ExecInfo = serde_json::from_str(info).map_err(|e| {
         Error::config(
-            format!("KUBERNETES_EXEC_INFO is not valid ExecCredential JSON ({e})"),
+            format!(
+                "KUBERNETES_EXEC_INFO is not valid ExecCredential JSON (line {}, column {})",
+                e.line(),
+                e.column()
+            ),
             "unset it, or run lightfi-token from a kubeconfig `exec` section",
         )
     })?;

@@ -64,14 +64,17 @@ pub fn run(settings: &Settings, port: u16, show_key: bool) -> Result<()> {
     }
 
     let v4 = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let v4_server = listen(v4)?;
+    let v4_server = listen(v4).map_err(|e| cannot_listen(v4, &e))?;
     // With --port 0 the system picked one: use the same on ::1.
     let port = v4_server.server_addr().to_ip().map_or(port, |a| a.port());
     let mut listeners = vec![(v4_server, SocketAddr::from((Ipv4Addr::LOCALHOST, port)))];
     let v6 = SocketAddr::from((Ipv6Addr::LOCALHOST, port));
     match listen(v6) {
         Ok(server) => listeners.push((server, v6)),
-        Err(e) => crate::warn(&format!("{e}; serving on 127.0.0.1 only")),
+        // Another program on [::1]:PORT would get the key of clients that
+        // resolve `localhost` to ::1: refuse to start rather than share the port.
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => return Err(cannot_listen(v6, &e)),
+        Err(e) => crate::warn(&format!("cannot listen on {v6} ({e}); serving on 127.0.0.1 only")),
     }
 
     stop_on_signals();
@@ -114,13 +117,16 @@ fn key(settings: &Settings) -> Result<Secret> {
     Ok(Secret::new(key))
 }
 
-fn listen(addr: SocketAddr) -> Result<Server> {
-    Server::http(addr).map_err(|e| {
-        Error::config(
-            format!("cannot listen on {addr}: {e}"),
-            "pick another port with --port, or stop the program using this one",
-        )
-    })
+fn listen(addr: SocketAddr) -> std::io::Result<Server> {
+    let listener = std::net::TcpListener::bind(addr)?;
+    Server::from_listener(listener, None).map_err(std::io::Error::other)
+}
+
+fn cannot_listen(addr: SocketAddr, e: &std::io::Error) -> Error {
+    Error::config(
+        format!("cannot listen on {addr}: {e}"),
+        "pick another port with --port, or stop the program using this one",
+    )
 }
 
 fn announce(settings: &Settings, port: u16, v6: bool, key: &Secret) {
@@ -335,7 +341,7 @@ fn token_reply(settings: &Settings) -> Reply {
     let want = Want {
         min_valid: token::DEFAULT_MIN_VALID,
         force_refresh: false,
-        interactive: false,
+        may_interact: false,
     };
     let rendered = token::obtain(settings, want)
         .and_then(|access| crate::output::render(Format::Json, &access, OffsetDateTime::now_utc(), None));

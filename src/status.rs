@@ -2,10 +2,7 @@
 //! the user is. Claims are decoded without verifying the signature: this is a
 //! display for a person, never a security decision. No token is ever printed.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
-use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::config::Settings;
@@ -48,7 +45,10 @@ pub fn status(settings: &Settings) -> Status {
     } else {
         tokens.refresh_token.as_ref().map(|_| "store")
     };
-    let claims = tokens.access.as_ref().and_then(|a| jwt_claims(a.token.expose()));
+    let claims = tokens
+        .access
+        .as_ref()
+        .and_then(|a| crate::jwt::claims(a.token.expose()));
     let user = claims.as_ref().and_then(|c| {
         ["username", "cognito:username", "email", "sub"]
             .iter()
@@ -104,30 +104,5 @@ fn minutes(secs: i64) -> String {
     match secs {
         s if s < 120 => format!("{s} s left"),
         s => format!("{} min left", s / 60),
-    }
-}
-
-/// The payload of a JWT, decoded but not verified.
-fn jwt_claims(token: &str) -> Option<serde_json::Map<String, Value>> {
-    let payload = token.split('.').nth(1)?;
-    let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
-    match serde_json::from_slice(&bytes).ok()? {
-        Value::Object(map) => Some(map),
-        _ => None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn decodes_cognito_access_token_claims() {
-        let payload =
-            URL_SAFE_NO_PAD.encode(br#"{"sub":"1","username":"alice","scope":"aws.cognito.signin.user.admin"}"#);
-        let claims = jwt_claims(&format!("e30.{payload}.sig")).unwrap();
-        assert_eq!(claims["username"], "alice");
-        assert!(jwt_claims("opaque-token").is_none());
-        assert!(jwt_claims("a.!!!.c").is_none());
     }
 }

@@ -90,6 +90,14 @@ pub struct Store {
 /// Holds the profile's exclusive lock until dropped.
 pub struct Lock {
     _file: File,
+    waited: bool,
+}
+
+impl Lock {
+    /// Whether another process held the lock when we asked for it.
+    pub fn waited(&self) -> bool {
+        self.waited
+    }
 }
 
 impl Store {
@@ -157,11 +165,17 @@ impl Store {
 
         let start = Instant::now();
         let mut announced = false;
+        let mut contended = false;
         let mut pause = Duration::from_millis(5);
         loop {
             match fs4::fs_std::FileExt::try_lock_exclusive(&file) {
-                Ok(true) => return Ok(Lock { _file: file }),
-                Ok(false) => {}
+                Ok(true) => {
+                    return Ok(Lock {
+                        _file: file,
+                        waited: contended,
+                    });
+                }
+                Ok(false) => contended = true,
                 Err(e) => return Err(Error::io("cannot lock", &self.lock_path, e)),
             }
             let waited = start.elapsed();

@@ -22,8 +22,10 @@ pub struct Want {
     /// Refresh when fewer seconds than this are left (capped at half the lifetime).
     pub min_valid: u64,
     pub force_refresh: bool,
-    /// May we start a browser login when there is no usable refresh token?
-    pub interactive: bool,
+    /// Does the caller allow a browser login when there is no usable refresh
+    /// token? Even then one starts only if [`interaction_allowed`]; that check
+    /// runs only when a login is needed, never on the cached path.
+    pub may_interact: bool,
 }
 
 /// Whether a browser login may start: not forbidden by the flag, not in CI,
@@ -60,6 +62,9 @@ pub fn obtain(settings: &Settings, want: Want) -> Result<AccessToken> {
 
     let lock = store.lock(settings.lock_timeout)?;
     let mut tokens = store.load(settings);
+    // Waited for another process: if it was logging in and that login failed
+    // (cancelled, timed out), do not start a second one — one login per wave.
+    let may_log_in = want.may_interact && !lock.waited() && interaction_allowed(settings);
     let now = OffsetDateTime::now_utc();
     if !want.force_refresh
         && let Some(access) = cached(&tokens, env_digest.as_deref(), now, want.min_valid)
@@ -73,12 +78,18 @@ pub fn obtain(settings: &Settings, want: Want) -> Result<AccessToken> {
         .or(tokens.refresh_token.as_ref())
         .cloned();
     let Some(refresh_token) = refresh_token else {
-        if want.interactive {
+        if may_log_in {
             return crate::login::login(settings, &store, &lock);
         }
-        return Err(Error::LoginRequired {
-            msg: format!("not logged in (profile `{}`)", settings.profile),
-        });
+        let msg = if lock.waited() && want.may_interact {
+            format!(
+                "not logged in (profile `{}`): another lightfi-token process held the profile and left no login",
+                settings.profile
+            )
+        } else {
+            format!("not logged in (profile `{}`)", settings.profile)
+        };
+        return Err(Error::LoginRequired { msg });
     };
 
     match OAuthClient::new(settings)?.refresh(&refresh_token) {
@@ -99,7 +110,7 @@ pub fn obtain(settings: &Settings, want: Want) -> Result<AccessToken> {
             tokens.refresh_token = None;
             tokens.access = None;
             store.save(&tokens, &lock)?;
-            if want.interactive {
+            if may_log_in {
                 crate::warn(&format!("the stored login was rejected ({e}); logging in again"));
                 return crate::login::login(settings, &store, &lock);
             }
@@ -108,7 +119,9 @@ pub fn obtain(settings: &Settings, want: Want) -> Result<AccessToken> {
         Err(failure) => {
             let err = failure.into_refresh_error();
             // Failing server, but the cached token has not expired yet: better
-            // a token that works for a while than no token.
+            // a token that works for a while than no token. The retries took
+            // time: judge "not expired" by the clock now.
+            let now = OffsetDateTime::now_utc();
             if let Some(access) = cached(&tokens, env_digest.as_deref(), now, 0)
                 && matches!(err, Error::ServerUnavailable { .. })
             {

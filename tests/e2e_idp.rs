@@ -3,6 +3,8 @@
 //! logs in through its form. Covers login → cached get → refresh after expiry
 //! → rotation → logout (the refresh token is then refused) → exit 3.
 
+#![cfg(target_os = "linux")] // shares the Linux pty helpers with tests/login.rs
+
 mod common;
 #[path = "common/interactive.rs"]
 mod interactive;

@@ -590,3 +590,100 @@ fn usage_errors_exit_2() {
     assert_exit(&t.run(&["--no-such-flag"]), 2);
     assert_exit(&t.run(&["-r", "status"]), 2);
 }
+
+#[test]
+fn token_that_expires_during_the_retries_is_not_printed() {
+    let t = TestEnv::new();
+    // 1 s left; the retries' backoff alone takes 1.5 s.
+    t.seed(Some("refresh-0"), Some(("dying-access", 3599, 3600)));
+    t.server.fallback(Reply::status(503));
+    let out = t.run(&["-r"]);
+    assert_exit(&out, 5);
+    assert_eq!(stdout(&out), "");
+}
+
+#[test]
+fn basic_credentials_are_form_urlencoded() {
+    let mut t = TestEnv::new();
+    t.secret = Some("s3cr3t+with/odd%chars".into());
+    t.forbid("s3cr3t+with/odd%chars");
+    t.seed(Some("refresh-0"), None);
+    assert_exit(&t.run(&[]), 0);
+    // RFC 6749 §2.3.1: urlencode, then Base64.
+    let expected = basic(CLIENT_ID, "s3cr3t%2Bwith%2Fodd%25chars");
+    assert_eq!(t.server.requests()[0].header("Authorization"), Some(expected.as_str()));
+}
+
+#[test]
+fn bare_401_means_the_client_was_rejected() {
+    let t = TestEnv::new();
+    t.seed(Some("refresh-0"), None);
+    t.server.fallback(Reply::status(401));
+    let out = t.run(&[]);
+    assert_exit(&out, 4);
+    assert!(stderr(&out).contains("invalid_client"), "{}", stderr(&out));
+    assert_eq!(t.server.requests().len(), 1);
+}
+
+#[test]
+fn access_token_that_could_inject_headers_is_refused() {
+    let t = TestEnv::new();
+    t.seed(Some("refresh-0"), None);
+    t.forbid("evil-token");
+    t.server.fallback(Reply::json(
+        200,
+        r#"{"access_token":"evil-token\r\nX-Injected: 1","token_type":"Bearer","expires_in":3600}"#,
+    ));
+    let out = t.run(&["--format", "header"]);
+    assert_exit(&out, 5);
+    assert_eq!(stdout(&out), "");
+    assert!(stderr(&out).contains("RFC 6750"), "{}", stderr(&out));
+}
+
+#[test]
+fn response_without_expires_in_uses_the_jwt_exp() {
+    use base64::Engine;
+    let t = TestEnv::new();
+    t.seed(Some("refresh-0"), None);
+    let exp = time::OffsetDateTime::now_utc().unix_timestamp() + 1800;
+    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(r#"{{"exp":{exp}}}"#));
+    let token = format!("eyJhbGciOiJub25lIn0.{payload}.sig");
+    t.forbid(&token);
+    t.server.fallback(Reply::json(
+        200,
+        &format!(r#"{{"access_token":"{token}","token_type":"Bearer"}}"#),
+    ));
+    let out = t.run(&["-r"]);
+    assert_exit(&out, 0);
+    assert_eq!(stdout(&out), format!("{token}\n"));
+}
+
+#[test]
+fn config_errors_never_print_the_secret() {
+    let t = TestEnv::new();
+    std::fs::write(
+        t.home().join("config.toml"),
+        "client_secret = \"topsecret-in-config\"\n",
+    )
+    .unwrap();
+    t.forbid("topsecret-in-config");
+    let out = t.run(&["status"]);
+    assert_exit(&out, 4);
+    assert!(stderr(&out).contains("line 1"), "{}", stderr(&out));
+}
+
+#[cfg(unix)]
+#[test]
+fn non_utf8_home_is_an_error_not_the_default_store() {
+    use std::os::unix::ffi::OsStrExt;
+    let t = TestEnv::new();
+    let mut cmd = t.cmd(&["status"]);
+    cmd.env("LIGHTFI_TOKEN_HOME", std::ffi::OsStr::from_bytes(b"/tmp/h\xff"));
+    let out = t.run_cmd(cmd);
+    assert_exit(&out, 4);
+    assert!(
+        stderr(&out).contains("LIGHTFI_TOKEN_HOME is not valid UTF-8"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -143,3 +143,20 @@ fn a_command_is_required() {
     assert_exit(&t.run(&["exec"]), 2);
     assert_exit(&t.run(&["exec", "--"]), 2);
 }
+
+#[test]
+fn long_lived_secrets_are_not_passed_to_the_command() {
+    let t = TestEnv::new();
+    t.forbid("ci-refresh-token");
+    let mut cmd = t.cmd(&[
+        "exec",
+        "--",
+        "sh",
+        "-c",
+        r#"printf '[%s][%s]' "${LIGHTFI_REFRESH_TOKEN-unset}" "${LIGHTFI_CLIENT_SECRET-unset}""#,
+    ]);
+    cmd.env("LIGHTFI_REFRESH_TOKEN", "ci-refresh-token");
+    let out = t.run_cmd(cmd);
+    assert_exit(&out, 0);
+    assert_eq!(stdout(&out), "[unset][unset]");
+}

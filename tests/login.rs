@@ -2,6 +2,8 @@
 //! PKCE, state checks, the callback server, pasting, timeouts, and the
 //! fallback from `get` — including five concurrent callers causing one login.
 
+#![cfg(target_os = "linux")] // the pty helpers use Linux's ptsname_r
+
 mod common;
 #[path = "common/interactive.rs"]
 mod interactive;
@@ -331,4 +333,42 @@ fn rejected_refresh_token_falls_back_to_a_login_at_a_terminal() {
     assert_eq!(grants, ["refresh_token", "authorization_code"]);
     assert!(pty.output().contains("logging in again"), "{}", pty.output());
     t.assert_no_leak(pty.output().as_bytes());
+}
+
+#[test]
+fn a_cancelled_login_is_not_repeated_by_the_callers_that_waited_for_it() {
+    let (t, browser, port) = setup();
+    let pty = Pty::open();
+    let children: Vec<Child> = (0..3)
+        .map(|_| {
+            let mut cmd = login_cmd(&t, &browser, port, &["-r"]);
+            cmd.stderr(pty.slave());
+            cmd.spawn().unwrap()
+        })
+        .collect();
+    let state = param(&browser.wait_for_url(Duration::from_secs(10)), "state").unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(http_get(port, &format!("/?error=access_denied&state={state}")).0, 400);
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(3), "{}", pty.output());
+        assert_eq!(stdout(&out), "");
+    }
+    assert_eq!(browser.urls().len(), 1, "one login, not one per waiting caller");
+    assert!(pty.output().contains("left no login"), "{}", pty.output());
+}
+
+#[test]
+fn no_browser_with_nothing_to_listen_and_stdin_closed_fails_at_once() {
+    let t = TestEnv::new();
+    let mut cmd = t.cmd(&[
+        "login",
+        "--no-browser",
+        "--redirect-uri",
+        "https://app.example/callback",
+    ]);
+    cmd.stdin(Stdio::null());
+    let out = t.run_cmd(cmd);
+    assert_exit(&out, 3);
+    assert!(stderr(&out).contains("stdin was closed"), "{}", stderr(&out));
 }

@@ -490,3 +490,15 @@ fn key_file_is_kept_private_and_a_malformed_one_refused() {
     assert_eq!(stdout(&out), "");
     assert!(stderr(&out).contains("serve.key is malformed"), "{}", stderr(&out));
 }
+
+#[test]
+fn refuses_to_start_when_another_program_has_the_port_on_ipv6() {
+    let Ok(other) = TcpListener::bind("[::1]:0") else {
+        panic!("this test needs IPv6 loopback (::1)");
+    };
+    let port = other.local_addr().unwrap().port();
+    let t = TestEnv::new();
+    let out = t.run(&["serve", "--port", &port.to_string()]);
+    assert_exit(&out, 4);
+    assert!(stderr(&out).contains(&format!("[::1]:{port}")), "{}", stderr(&out));
+}

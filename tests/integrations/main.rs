@@ -4,6 +4,8 @@
 //! not on a fresh machine are installed by `.ci/run` under `tests/tools/`;
 //! a missing tool fails its test with the command that installs it.
 
+#![cfg(unix)]
+
 #[path = "../common/mod.rs"]
 mod common;
 mod support;
