@@ -34,6 +34,23 @@ fn login_cmd(t: &TestEnv, browser: &RecordingBrowser, port: u16, args: &[&str]) 
     cmd
 }
 
+/// `n` callers of `lightfi-token -r` whose stderr is the terminal `pty`, so
+/// they may fall back to a browser login.
+fn gets_at_a_terminal(t: &TestEnv, browser: &RecordingBrowser, port: u16, pty: &Pty, n: usize) -> Vec<Child> {
+    (0..n)
+        .map(|_| {
+            let mut cmd = login_cmd(t, browser, port, &["-r"]);
+            cmd.stderr(pty.slave());
+            cmd.spawn().unwrap()
+        })
+        .collect()
+}
+
+/// The `state` of the login the browser was sent to.
+fn login_state(browser: &RecordingBrowser) -> String {
+    param(&browser.wait_for_url(Duration::from_secs(10)), "state").unwrap()
+}
+
 fn finish(t: &TestEnv, child: Child) -> std::process::Output {
     let out = child.wait_with_output().unwrap();
     t.assert_no_leak(&out.stderr);
@@ -98,7 +115,7 @@ fn authorize_url_has_every_parameter_and_the_code_is_exchanged_with_the_verifier
 fn wrong_state_and_wrong_path_are_refused_while_waiting_for_the_real_callback() {
     let (t, browser, port) = setup();
     let child = login_cmd(&t, &browser, port, &["login"]).spawn().unwrap();
-    let state = param(&browser.wait_for_url(Duration::from_secs(10)), "state").unwrap();
+    let state = login_state(&browser);
 
     let (status, page) = http_get(port, "/?code=forged&state=not-the-state");
     assert_eq!(status, 400);
@@ -125,7 +142,7 @@ fn wrong_state_and_wrong_path_are_refused_while_waiting_for_the_real_callback() 
 fn access_denied_ends_the_login_with_exit_3() {
     let (t, browser, port) = setup();
     let child = login_cmd(&t, &browser, port, &["login"]).spawn().unwrap();
-    let state = param(&browser.wait_for_url(Duration::from_secs(10)), "state").unwrap();
+    let state = login_state(&browser);
     let (status, page) = http_get(
         port,
         &format!("/?error=access_denied&error_description=User+said+%3Cno%3E&state={state}"),
@@ -145,7 +162,7 @@ fn rejected_code_exits_3() {
     let (t, browser, port) = setup();
     t.server.fallback(Reply::oauth_error(400, "invalid_grant"));
     let child = login_cmd(&t, &browser, port, &["login"]).spawn().unwrap();
-    let state = param(&browser.wait_for_url(Duration::from_secs(10)), "state").unwrap();
+    let state = login_state(&browser);
     let (status, page) = http_get(port, &format!("/?code=used&state={state}"));
     assert_eq!(status, 500);
     assert!(page.contains("login failed"), "{page}");
@@ -278,7 +295,7 @@ fn ci_false_at_a_terminal_still_logs_in() {
     let mut cmd = login_cmd(&t, &browser, port, &["-r"]);
     cmd.stderr(pty.slave()).env("CI", "false");
     let child = cmd.spawn().unwrap();
-    let state = param(&browser.wait_for_url(Duration::from_secs(10)), "state").unwrap();
+    let state = login_state(&browser);
     assert_eq!(http_get(port, &format!("/?code=c&state={state}")).0, 200);
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", pty.output());
@@ -289,14 +306,8 @@ fn ci_false_at_a_terminal_still_logs_in() {
 fn five_concurrent_gets_with_an_empty_store_cause_one_login() {
     let (t, browser, port) = setup();
     let pty = Pty::open();
-    let children: Vec<Child> = (0..5)
-        .map(|_| {
-            let mut cmd = login_cmd(&t, &browser, port, &["-r"]);
-            cmd.stderr(pty.slave());
-            cmd.spawn().unwrap()
-        })
-        .collect();
-    let state = param(&browser.wait_for_url(Duration::from_secs(10)), "state").unwrap();
+    let children = gets_at_a_terminal(&t, &browser, port, &pty, 5);
+    let state = login_state(&browser);
     // Give the others time to pile up on the lock.
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(http_get(port, &format!("/?code=one-code&state={state}")).0, 200);
@@ -316,10 +327,8 @@ fn rejected_refresh_token_falls_back_to_a_login_at_a_terminal() {
     t.seed(Some("revoked-refresh"), Some(("expired-access", 4000, 3600)));
     t.server.script([Reply::oauth_error(400, "invalid_grant")]);
     let pty = Pty::open();
-    let mut cmd = login_cmd(&t, &browser, port, &["-r"]);
-    cmd.stderr(pty.slave());
-    let child = cmd.spawn().unwrap();
-    let state = param(&browser.wait_for_url(Duration::from_secs(10)), "state").unwrap();
+    let child = gets_at_a_terminal(&t, &browser, port, &pty, 1).remove(0);
+    let state = login_state(&browser);
     assert_eq!(http_get(port, &format!("/?code=c&state={state}")).0, 200);
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", pty.output());
@@ -339,14 +348,8 @@ fn rejected_refresh_token_falls_back_to_a_login_at_a_terminal() {
 fn a_cancelled_login_is_not_repeated_by_the_callers_that_waited_for_it() {
     let (t, browser, port) = setup();
     let pty = Pty::open();
-    let children: Vec<Child> = (0..3)
-        .map(|_| {
-            let mut cmd = login_cmd(&t, &browser, port, &["-r"]);
-            cmd.stderr(pty.slave());
-            cmd.spawn().unwrap()
-        })
-        .collect();
-    let state = param(&browser.wait_for_url(Duration::from_secs(10)), "state").unwrap();
+    let children = gets_at_a_terminal(&t, &browser, port, &pty, 3);
+    let state = login_state(&browser);
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(http_get(port, &format!("/?error=access_denied&state={state}")).0, 400);
     for child in children {
