@@ -687,3 +687,25 @@ fn non_utf8_home_is_an_error_not_the_default_store() {
         stderr(&out)
     );
 }
+
+#[cfg(unix)]
+#[test]
+fn closed_stdout_never_receives_the_store_or_writes_the_token_into_it() {
+    let t = TestEnv::new();
+    t.seed(Some("refresh-0"), Some(("seeded-tok", 4000, 3600)));
+    // Expired, so the store is rewritten while fd 1 is closed.
+    let mut cmd = std::process::Command::new("sh");
+    cmd.args(["-c", r#"exec 1>&-; exec "$0" -r"#, env!("CARGO_BIN_EXE_lightfi-token")]);
+    let base = t.cmd(&[]);
+    cmd.env_clear().envs(base.get_envs().filter_map(|(k, v)| Some((k, v?))));
+    let out = t.run_cmd(cmd);
+    assert_exit(&out, 0);
+    let store = t.store();
+    assert_eq!(store["access"]["token"], jwt_like(1));
+    assert_eq!(store["refresh_token"], "refresh-0");
+    assert_eq!(
+        std::fs::read(t.lock_path()).unwrap(),
+        b"",
+        "the token went to no file but the store"
+    );
+}
