@@ -30,11 +30,8 @@ fn idp_dir() -> PathBuf {
 
 impl Idp {
     fn start(redirect_port: u16, rotate: bool, access_ttl: u64) -> Idp {
+        TestTools::Idp.ensure();
         let dir = idp_dir();
-        assert!(
-            dir.join("node_modules").join("oidc-provider").is_dir(),
-            "the test IdP is not installed: run `npm ci` in tests/idp (.ci/run does this)"
-        );
         let mut child = Command::new("node")
             .arg(dir.join("server.js"))
             .env_clear()

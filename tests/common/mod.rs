@@ -402,3 +402,82 @@ impl TestEnv {
         cmd
     }
 }
+
+/// The repository root.
+pub fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Test tools from npm and PyPI that are not on a fresh machine, installed
+/// by the first test that needs them (so `cargo test` alone is enough), once,
+/// under a lock shared by all test processes. `.ci/run` runs the same steps
+/// up front; then this finds them done. A failed install fails the test.
+pub enum TestTools {
+    /// `tests/idp`: panva's oidc-provider.
+    Idp,
+    /// `tests/tools`: newman.
+    Node,
+    /// `tests/tools/.venv`: requests, httpx, httpie, xh.
+    Python,
+}
+
+impl TestTools {
+    pub fn ensure(self) {
+        let root = repo_root();
+        let (dir, done, what, steps): (PathBuf, PathBuf, &str, Vec<Vec<&str>>) = match self {
+            TestTools::Idp => (
+                root.join("tests/idp"),
+                root.join("tests/idp/node_modules/.package-lock.json"),
+                "the test IdP's npm packages",
+                vec![vec!["npm", "ci", "--no-audit", "--no-fund"]],
+            ),
+            TestTools::Node => (
+                root.join("tests/tools"),
+                root.join("tests/tools/node_modules/.package-lock.json"),
+                "newman (npm)",
+                vec![vec!["npm", "ci", "--no-audit", "--no-fund"]],
+            ),
+            TestTools::Python => (
+                root.join("tests/tools"),
+                root.join("tests/tools/.venv/.installed"),
+                "the Python test tools (PyPI)",
+                vec![
+                    vec!["python3", "-m", "venv", ".venv"],
+                    vec![
+                        ".venv/bin/pip",
+                        "install",
+                        "--quiet",
+                        "--disable-pip-version-check",
+                        "-r",
+                        "requirements.txt",
+                    ],
+                    vec!["touch", ".venv/.installed"],
+                ],
+            ),
+        };
+        if done.exists() {
+            return;
+        }
+        let lock = std::fs::File::create(dir.join(".install.lock")).expect("create the install lock");
+        fs4::fs_std::FileExt::lock_exclusive(&lock).expect("take the install lock");
+        if done.exists() {
+            return;
+        }
+        eprintln!("installing {what} in {} (once)", dir.display());
+        for step in &steps {
+            let out = Command::new(step[0])
+                .args(&step[1..])
+                .current_dir(&dir)
+                .output()
+                .unwrap_or_else(|e| panic!("installing {what}: cannot run `{}`: {e}", step.join(" ")));
+            assert!(
+                out.status.success(),
+                "installing {what} failed at `{}` (in {}):\n{}{}",
+                step.join(" "),
+                dir.display(),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}

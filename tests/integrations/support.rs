@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::common::{TestEnv, assert_exit, stderr, stdout};
+use crate::common::{TestEnv, TestTools, assert_exit, stderr, stdout};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_lightfi-token");
 
@@ -39,28 +39,26 @@ pub fn bin_dir() -> PathBuf {
     Path::new(BIN).parent().unwrap().to_path_buf()
 }
 
-const SETUP_HINT: &str = "run `bash .ci/run` once (or the install steps it lists under \"== integration tools\")";
-
-/// The Python of the venv `.ci/run` creates (requests, httpx, httpie, xh).
-/// Fails, never skips, when it is missing.
+/// A program of the Python venv under `tests/tools` (requests, httpx, httpie,
+/// xh), installed on first use.
 pub fn venv_bin(name: &str) -> PathBuf {
+    TestTools::Python.ensure();
     let path = repo().join("tests/tools/.venv/bin").join(name);
     assert!(
         path.exists(),
-        "{} is missing: the integration tests need the Python test tools. Create them with:\n  \
-         python3 -m venv tests/tools/.venv && tests/tools/.venv/bin/pip install -r tests/tools/requirements.txt\n\
-         or {SETUP_HINT}",
+        "{} is missing after installing the Python test tools",
         path.display()
     );
     path
 }
 
-/// A program from `tests/tools/node_modules/.bin` (newman). Fails, never skips.
+/// A program from `tests/tools/node_modules/.bin` (newman), installed on first use.
 pub fn node_tool(name: &str) -> PathBuf {
+    TestTools::Node.ensure();
     let path = repo().join("tests/tools/node_modules/.bin").join(name);
     assert!(
         path.exists(),
-        "{} is missing: install the Node test tools with:\n  (cd tests/tools && npm ci)\nor {SETUP_HINT}",
+        "{} is missing after `npm ci` in tests/tools",
         path.display()
     );
     path
