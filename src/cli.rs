@@ -14,60 +14,106 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// LightFi defaults. The client secret is read only from LIGHTFI_CLIENT_SECRET
 /// (or CLIENT_SECRET) and config.toml, never from the command line.
 #[derive(Debug, Parser)]
-#[command(name = "lightfi-token", version, args_conflicts_with_subcommands = true)]
+#[command(name = "lightfi-token", version)]
 pub struct Cli {
     #[command(flatten)]
-    pub global: GlobalArgs,
+    global: GlobalArgs,
 
     #[command(flatten)]
-    pub get: GetArgs,
+    get: GetArgs,
 
     #[command(subcommand)]
-    pub command: Option<Command>,
+    command: Option<Command>,
 }
 
-#[derive(Debug, Args)]
+impl Cli {
+    /// The command to run (`get` when none was named) and the global options,
+    /// whether given before or after the command's name (after wins). `get`'s
+    /// options before another command's name are a usage error.
+    pub fn into_command(self) -> Result<(Command, GlobalArgs), clap::Error> {
+        let mut command = match self.command {
+            None => Command::Get {
+                args: self.get,
+                global: GlobalArgs::default(),
+            },
+            Some(_) if self.get != GetArgs::default() => {
+                use clap::CommandFactory;
+                return Err(Cli::command().error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    "options of `get` (-r, --format, --min-valid, --force-refresh) go without a command, or after `get`",
+                ));
+            }
+            Some(command) => command,
+        };
+        let given_after = std::mem::take(command.global_mut());
+        Ok((command, given_after.or(self.global)))
+    }
+}
+
+/// Options every command takes, before or after its name. Each subcommand
+/// flattens its own copy instead of using clap's `global = true`, which
+/// clones every such option into every subcommand on each run (a sixth of
+/// the cached path's work); with `defer`, only the subcommand actually named
+/// is built at all.
+#[derive(Debug, Default, Args)]
 pub struct GlobalArgs {
     /// Profile: a table in config.toml and its own token store [env: LIGHTFI_PROFILE] [default: default]
-    #[arg(long, global = true, value_name = "NAME")]
+    #[arg(long, value_name = "NAME")]
     pub profile: Option<String>,
 
     /// Folder holding config.toml and the token store [env: LIGHTFI_TOKEN_HOME]
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(long, value_name = "DIR")]
     pub home: Option<PathBuf>,
 
     /// OAuth base URL; /authorize, /token and /revoke are below it [env: LIGHTFI_OAUTH_URL]
-    #[arg(long, global = true, value_name = "URL")]
+    #[arg(long, value_name = "URL")]
     pub oauth_url: Option<String>,
 
     /// OAuth client id of the Cognito app client [env: LIGHTFI_CLIENT_ID or CLIENT_ID]
-    #[arg(long, global = true, value_name = "ID")]
+    #[arg(long, value_name = "ID")]
     pub client_id: Option<String>,
 
     /// Redirect URI registered for the app client, e.g. http://localhost:3000 [env: LIGHTFI_REDIRECT_URI]
-    #[arg(long, global = true, value_name = "URI")]
+    #[arg(long, value_name = "URI")]
     pub redirect_uri: Option<String>,
 
     /// Scopes to request, space-separated [env: LIGHTFI_SCOPE]
-    #[arg(long, global = true, value_name = "SCOPES")]
+    #[arg(long, value_name = "SCOPES")]
     pub scope: Option<String>,
 
     /// Never start a browser login; exit 3 when one would be needed.
     /// Implied when neither stdin nor stderr is a terminal, or CI is set.
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub non_interactive: bool,
 
-    /// Seconds to wait for the token endpoint per request (connecting: at most 10)
-    #[arg(long, global = true, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
-    pub http_timeout: Duration,
+    /// Seconds to wait for the token endpoint per request (connecting: at most 10) [default: 30]
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub http_timeout: Option<Duration>,
 
     /// Seconds to wait for another lightfi-token process using the same profile
-    /// (the default outlasts a browser login started by that process)
-    #[arg(long, global = true, value_name = "SECS", default_value = "330", value_parser = parse_secs)]
-    pub lock_timeout: Duration,
+    /// (the default outlasts a browser login started by that process) [default: 330]
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub lock_timeout: Option<Duration>,
 }
 
-#[derive(Debug, Args, Clone)]
+impl GlobalArgs {
+    /// These options, completed by `earlier` where not given.
+    fn or(self, earlier: GlobalArgs) -> GlobalArgs {
+        GlobalArgs {
+            profile: self.profile.or(earlier.profile),
+            home: self.home.or(earlier.home),
+            oauth_url: self.oauth_url.or(earlier.oauth_url),
+            client_id: self.client_id.or(earlier.client_id),
+            redirect_uri: self.redirect_uri.or(earlier.redirect_uri),
+            scope: self.scope.or(earlier.scope),
+            non_interactive: self.non_interactive || earlier.non_interactive,
+            http_timeout: self.http_timeout.or(earlier.http_timeout),
+            lock_timeout: self.lock_timeout.or(earlier.lock_timeout),
+        }
+    }
+}
+
+#[derive(Debug, Args, Clone, PartialEq, Eq)]
 pub struct GetArgs {
     /// Output format
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = Format::Json)]
@@ -85,6 +131,18 @@ pub struct GetArgs {
     /// Refresh now, even when the cached token is still valid
     #[arg(long)]
     pub force_refresh: bool,
+}
+
+impl Default for GetArgs {
+    /// As parsed from no options at all.
+    fn default() -> Self {
+        GetArgs {
+            format: Format::Json,
+            raw: false,
+            min_valid: 300,
+            force_refresh: false,
+        }
+    }
 }
 
 impl GetArgs {
@@ -106,18 +164,31 @@ pub enum Format {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// Print a valid access token (the default command)
-    Get(GetArgs),
+    Get {
+        #[command(flatten)]
+        args: GetArgs,
+        #[command(flatten)]
+        global: GlobalArgs,
+    },
 
     /// Log in now in the browser, or import a refresh token
-    Login(LoginArgs),
+    Login {
+        #[command(flatten)]
+        args: LoginArgs,
+        #[command(flatten)]
+        global: GlobalArgs,
+    },
 
     /// Revoke the refresh token at the server and delete the stored tokens
     Logout {
         /// Delete the stored tokens without asking the server to revoke them
         #[arg(long)]
         no_revoke: bool,
+        #[command(flatten)]
+        global: GlobalArgs,
     },
 
     /// Show the profile, where its tokens are stored and when they expire (never a token)
@@ -125,12 +196,16 @@ pub enum Command {
         /// Print JSON instead of text
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        global: GlobalArgs,
     },
 
     /// git credential helper: `git config credential.https://HOST.helper '!lightfi-token git-credential'`
     GitCredential {
         /// get, store, erase or capability (sent by git); others are ignored
         action: String,
+        #[command(flatten)]
+        global: GlobalArgs,
     },
 
     /// Run a command with LIGHTFI_ACCESS_TOKEN and LIGHTFI_TOKEN_EXPIRES_AT set
@@ -143,6 +218,8 @@ pub enum Command {
             value_name = "CMD"
         )]
         command: Vec<OsString>,
+        #[command(flatten)]
+        global: GlobalArgs,
     },
 
     /// Serve GET /token on loopback for Postman, Insomnia and REST clients
@@ -154,7 +231,23 @@ pub enum Command {
         /// Print the X-Lightfi-Key value and exit
         #[arg(long)]
         show_key: bool,
+        #[command(flatten)]
+        global: GlobalArgs,
     },
+}
+
+impl Command {
+    fn global_mut(&mut self) -> &mut GlobalArgs {
+        match self {
+            Command::Get { global, .. }
+            | Command::Login { global, .. }
+            | Command::Logout { global, .. }
+            | Command::Status { global, .. }
+            | Command::GitCredential { global, .. }
+            | Command::Exec { global, .. }
+            | Command::Serve { global, .. } => global,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -195,19 +288,54 @@ mod tests {
 
     #[test]
     fn bare_invocation_is_get_with_json() {
-        let cli = Cli::try_parse_from(["lightfi-token"]).unwrap();
-        assert!(cli.command.is_none());
-        assert_eq!(cli.get.format(), Format::Json);
-        assert_eq!(cli.get.min_valid, 300);
+        let (command, global) = Cli::try_parse_from(["lightfi-token"]).unwrap().into_command().unwrap();
+        let Command::Get { args, .. } = command else {
+            panic!("not get: {command:?}")
+        };
+        assert_eq!(args.format(), Format::Json);
+        assert_eq!(args.min_valid, 300);
+        assert_eq!(global.http_timeout, None);
     }
 
     #[test]
-    fn dash_r_means_raw_and_globals_follow_subcommands() {
-        let cli = Cli::try_parse_from(["lightfi-token", "-r"]).unwrap();
-        assert_eq!(cli.get.format(), Format::Raw);
-        let cli = Cli::try_parse_from(["lightfi-token", "status", "--profile", "x", "--lock-timeout", "0.5"]).unwrap();
-        assert_eq!(cli.global.profile.as_deref(), Some("x"));
-        assert_eq!(cli.global.lock_timeout, Duration::from_millis(500));
+    fn dash_r_means_raw() {
+        let (command, _) = Cli::try_parse_from(["lightfi-token", "-r"])
+            .unwrap()
+            .into_command()
+            .unwrap();
+        assert!(matches!(command, Command::Get { args, .. } if args.format() == Format::Raw));
+    }
+
+    #[test]
+    fn global_options_go_before_or_after_the_command_and_after_wins() {
+        let parse = |argv: &[&str]| Cli::try_parse_from(argv).unwrap().into_command().unwrap().1;
+        let g = parse(&["lightfi-token", "status", "--profile", "x", "--lock-timeout", "0.5"]);
+        assert_eq!(g.profile.as_deref(), Some("x"));
+        assert_eq!(g.lock_timeout, Some(Duration::from_millis(500)));
+        let g = parse(&[
+            "lightfi-token",
+            "--profile",
+            "a",
+            "--scope",
+            "s",
+            "logout",
+            "--profile",
+            "b",
+        ]);
+        assert_eq!((g.profile.as_deref(), g.scope.as_deref()), (Some("b"), Some("s")));
+        let g = parse(&["lightfi-token", "--non-interactive", "get", "-r"]);
+        assert!(g.non_interactive);
+        let g = parse(&["lightfi-token", "exec", "--profile", "p", "--", "env", "--profile", "q"]);
+        assert_eq!(g.profile.as_deref(), Some("p"));
+        let misplaced = Cli::try_parse_from(["lightfi-token", "-r", "status"])
+            .unwrap()
+            .into_command();
+        assert_eq!(misplaced.unwrap_err().kind(), clap::error::ErrorKind::ArgumentConflict);
+    }
+
+    #[test]
+    fn get_defaults_match_what_clap_parses() {
+        assert_eq!(Cli::try_parse_from(["lightfi-token"]).unwrap().get, GetArgs::default());
     }
 
     #[test]

@@ -18,6 +18,11 @@ pub const DEFAULT_OAUTH_URL: &str = "https://lightfiv2.auth.eu-west-2.amazoncogn
 pub const DEFAULT_REDIRECT_URI: &str = "http://localhost:3000";
 pub const DEFAULT_SCOPE: &str = "aws.cognito.signin.user.admin";
 pub const DEFAULT_PROFILE: &str = "default";
+/// Per token request; connecting is capped at 10 s on top (oauth.rs).
+pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longer than a browser login's 300 s, so a caller waits out another
+/// process's login instead of failing or starting a second one.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(330);
 
 /// Everything a command needs to know, resolved once at start.
 #[derive(Debug, Clone)]
@@ -164,8 +169,8 @@ pub fn resolve_with(args: &GlobalArgs, env: impl Fn(&str) -> Option<String>) -> 
         redirect_uri,
         scope,
         env_refresh_token: env("LIGHTFI_REFRESH_TOKEN").map(Secret::new),
-        http_timeout: args.http_timeout,
-        lock_timeout: args.lock_timeout,
+        http_timeout: args.http_timeout.unwrap_or(DEFAULT_HTTP_TIMEOUT),
+        lock_timeout: args.lock_timeout.unwrap_or(DEFAULT_LOCK_TIMEOUT),
         non_interactive: args.non_interactive,
     })
 }
@@ -277,7 +282,7 @@ mod tests {
     fn args(extra: &[&str]) -> GlobalArgs {
         let mut argv = vec!["lightfi-token"];
         argv.extend_from_slice(extra);
-        crate::cli::Cli::try_parse_from(argv).unwrap().global
+        crate::cli::Cli::try_parse_from(argv).unwrap().into_command().unwrap().1
     }
 
     fn env_of<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {

@@ -29,7 +29,7 @@ use std::io::{Read, Write};
 
 use time::OffsetDateTime;
 
-use crate::cli::{Cli, Command, Format, GetArgs};
+use crate::cli::{Cli, Command, Format, GetArgs, GlobalArgs};
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::secret::Secret;
@@ -78,12 +78,12 @@ fn parse_args() -> Result<Cli, clap::Error> {
 
 /// Parse, run, report; returns the exit code.
 fn lightfi_token() -> u8 {
-    let code = match parse_args() {
+    let code = match parse_args().and_then(Cli::into_command) {
         Err(e) => {
             let _ = e.print();
             e.exit_code().clamp(0, 255) as u8
         }
-        Ok(cli) => match run(cli) {
+        Ok((command, global)) => match run(command, global) {
             Ok(()) => 0,
             Err(e) => {
                 eprintln!("lightfi-token: error: {e}\nhint: {}", e.hint());
@@ -101,43 +101,43 @@ pub fn warn(msg: &str) {
     eprintln!("lightfi-token: warning: {msg}");
 }
 
-fn run(cli: Cli) -> Result<()> {
-    // git asks helpers for `capability` and sends `store` after every success:
-    // those must answer even before a client id is configured.
-    if let Some(Command::GitCredential { action }) = &cli.command {
-        return git::run(action, || config::resolve(&cli.global));
-    }
-    let settings = config::resolve(&cli.global)?;
-    match cli.command.unwrap_or(Command::Get(cli.get)) {
-        Command::Get(args) => get(&settings, &args),
-        Command::Login(args) if args.refresh_token_stdin => import(&settings),
-        Command::Login(args) => {
+fn run(command: Command, global: GlobalArgs) -> Result<()> {
+    let settings = || config::resolve(&global);
+    match command {
+        // git asks helpers for `capability` and sends `store` after every
+        // success: those answer even before a client id is configured.
+        Command::GitCredential { action, .. } => git::run(&action, settings),
+        Command::Get { args, .. } => get(&settings()?, &args),
+        Command::Login { args, .. } if args.refresh_token_stdin => import(&settings()?),
+        Command::Login { args, .. } => {
             let options = login::LoginOptions {
                 no_browser: args.no_browser,
                 timeout: args.timeout,
             };
-            login::login_command(&settings, options).map(|_| ())
+            login::login_command(&settings()?, options).map(|_| ())
         }
-        Command::Logout { no_revoke } => token::logout(&settings, !no_revoke),
-        Command::Status { json } => {
-            let status = status::status(&settings);
-            let text = if json {
-                serde_json::to_string(&status).map_err(|e| Error::unexpected(e.to_string()))? + "\n"
-            } else {
-                status::render_text(&status)
-            };
-            print(&text)?;
-            if status.logged_in() {
-                Ok(())
-            } else {
-                Err(Error::LoginRequired {
-                    msg: format!("not logged in (profile `{}`)", settings.profile),
-                })
-            }
-        }
-        Command::GitCredential { .. } => unreachable!("answered before resolving the settings"),
-        Command::Exec { command } => exec::run(&settings, &command),
-        Command::Serve { port, show_key } => serve::run(&settings, port, show_key),
+        Command::Logout { no_revoke, .. } => token::logout(&settings()?, !no_revoke),
+        Command::Status { json, .. } => show_status(&settings()?, json),
+        Command::Exec { command, .. } => exec::run(&settings()?, &command),
+        Command::Serve { port, show_key, .. } => serve::run(&settings()?, port, show_key),
+    }
+}
+
+/// `status`: exit 3 when not logged in, so scripts can ask.
+fn show_status(settings: &Settings, json: bool) -> Result<()> {
+    let status = status::status(settings);
+    let text = if json {
+        serde_json::to_string(&status).map_err(|e| Error::unexpected(e.to_string()))? + "\n"
+    } else {
+        status::render_text(&status)
+    };
+    print(&text)?;
+    if status.logged_in() {
+        Ok(())
+    } else {
+        Err(Error::LoginRequired {
+            msg: format!("not logged in (profile `{}`)", settings.profile),
+        })
     }
 }
 
