@@ -125,11 +125,7 @@ fn login_locked(settings: &Settings, store: &Store, lock: &Lock, options: LoginO
         }
         // A login replaces whatever was stored for the profile.
         let mut tokens = Tokens::empty(settings);
-        let settings = Settings {
-            env_refresh_token: None,
-            ..settings.clone()
-        };
-        crate::token::keep(store, lock, &mut tokens, response, &settings)
+        crate::token::keep(store, lock, &mut tokens, response, None)
     });
     if let Some(reply) = reply {
         match &result {

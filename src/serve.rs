@@ -170,7 +170,7 @@ fn dispatch(mut server: Server, addr: SocketAddr, sender: Sender<Request>) {
                         return;
                     }
                     std::thread::sleep(Duration::from_secs(1));
-                    if let Ok(server) = Server::http(addr) {
+                    if let Ok(server) = listen(addr) {
                         break server;
                     }
                 };

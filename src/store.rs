@@ -210,11 +210,7 @@ impl Store {
             let _ = fs::remove_file(&tmp);
             return Err(Error::io("cannot write the token store", &self.path, e));
         }
-        // Make the rename itself durable.
-        #[cfg(unix)]
-        if let Ok(dir) = File::open(&self.dir) {
-            let _ = dir.sync_all();
-        }
+        self.sync_dir();
         Ok(())
     }
 
@@ -248,10 +244,7 @@ impl Store {
         };
         let _ = fs::remove_file(&tmp);
         placed.map_err(|e| Error::io("cannot write", &path, e))?;
-        #[cfg(unix)]
-        if let Ok(dir) = File::open(&self.dir) {
-            let _ = dir.sync_all();
-        }
+        self.sync_dir();
         let bytes = fs::read(&path).map_err(|e| Error::io("cannot read", &path, e))?;
         Ok((path, bytes))
     }
@@ -262,6 +255,14 @@ impl Store {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(Error::io("cannot delete", &self.path, e)),
+        }
+    }
+
+    /// Make a rename or link in the store folder durable (best effort).
+    fn sync_dir(&self) {
+        #[cfg(unix)]
+        if let Ok(dir) = File::open(&self.dir) {
+            let _ = dir.sync_all();
         }
     }
 

@@ -62,15 +62,15 @@ pub fn obtain(settings: &Settings, want: Want) -> Result<AccessToken> {
 
     let lock = store.lock(settings.lock_timeout)?;
     let mut tokens = store.load(settings);
-    // Waited for another process: if it was logging in and that login failed
-    // (cancelled, timed out), do not start a second one — one login per wave.
-    let may_log_in = want.may_interact && !lock.waited() && interaction_allowed(settings);
     let now = OffsetDateTime::now_utc();
     if !want.force_refresh
         && let Some(access) = cached(&tokens, env_digest.as_deref(), now, want.min_valid)
     {
         return Ok(access);
     }
+    // Waited for another process: if it was logging in and that login failed
+    // (cancelled, timed out), do not start a second one — one login per wave.
+    let may_log_in = want.may_interact && !lock.waited() && interaction_allowed(settings);
 
     let refresh_token = settings
         .env_refresh_token
@@ -93,10 +93,7 @@ pub fn obtain(settings: &Settings, want: Want) -> Result<AccessToken> {
     };
 
     match OAuthClient::new(settings)?.refresh(&refresh_token) {
-        Ok(response) => {
-            let access = keep(&store, &lock, &mut tokens, response, settings)?;
-            Ok(access)
-        }
+        Ok(response) => keep(&store, &lock, &mut tokens, response, env_digest),
         Err(Failure::OAuth(e)) if e.error == "invalid_grant" => {
             if settings.env_refresh_token.is_some() {
                 return Err(Error::LoginFailed {
@@ -145,18 +142,17 @@ fn cached(tokens: &Tokens, env_digest: Option<&str>, now: OffsetDateTime, min_va
 
 /// Store what a token response gave us and return the new access token.
 /// A response without `refresh_token` keeps the stored one; a response with
-/// one (rotation, RFC 6749 §6) replaces it.
+/// one (rotation, RFC 6749 §6) replaces it. `env_digest` is set when the
+/// refresh used `LIGHTFI_REFRESH_TOKEN`, which is never stored.
 pub fn keep(
     store: &Store,
     lock: &Lock,
     tokens: &mut Tokens,
     response: TokenResponse,
-    settings: &Settings,
+    env_digest: Option<String>,
 ) -> Result<AccessToken> {
-    let now = OffsetDateTime::now_utc()
-        .replace_nanosecond(0)
-        .unwrap_or(OffsetDateTime::now_utc());
-    let env_digest = settings.env_refresh_token.as_ref().map(digest);
+    let now = OffsetDateTime::now_utc();
+    let now = now.replace_nanosecond(0).unwrap_or(now);
     let access = AccessToken {
         token: response.access_token,
         token_type: response.token_type,
@@ -220,16 +216,7 @@ pub fn import(settings: &Settings, refresh_token: Secret) -> Result<AccessToken>
         })?;
     let mut tokens = Tokens::empty(settings);
     tokens.refresh_token = Some(refresh_token);
-    keep(
-        &store,
-        &lock,
-        &mut tokens,
-        response,
-        &Settings {
-            env_refresh_token: None,
-            ..settings.clone()
-        },
-    )
+    keep(&store, &lock, &mut tokens, response, None)
 }
 
 /// `logout`: revoke the stored refresh token (RFC 7009), then delete the
