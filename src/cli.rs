@@ -1,10 +1,12 @@
 //! The command line: clap derive types. Doc comments here are the `--help` text.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Flags, parse_secs};
+use crate::output::Format;
 
 /// Print a valid LightFi API access token: from the cache, refreshed, or after
 /// a browser login.
@@ -17,7 +19,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(name = "lightfi-token", version)]
 pub struct Cli {
     #[command(flatten)]
-    global: GlobalArgs,
+    global: Flags,
 
     #[command(flatten)]
     get: GetArgs,
@@ -30,11 +32,11 @@ impl Cli {
     /// The command to run (`get` when none was named) and the global options,
     /// whether given before or after the command's name (after wins). `get`'s
     /// options before another command's name are a usage error.
-    pub fn into_command(self) -> Result<(Command, GlobalArgs), clap::Error> {
+    pub fn into_command(self) -> Result<(Command, Flags), clap::Error> {
         let mut command = match self.command {
             None => Command::Get {
                 args: self.get,
-                global: GlobalArgs::default(),
+                global: Flags::default(),
             },
             Some(_) if self.get != GetArgs::default() => {
                 use clap::CommandFactory;
@@ -47,69 +49,6 @@ impl Cli {
         };
         let given_after = std::mem::take(command.global_mut());
         Ok((command, given_after.or(self.global)))
-    }
-}
-
-/// Options every command takes, before or after its name. Each subcommand
-/// flattens its own copy instead of using clap's `global = true`, which
-/// clones every such option into every subcommand on each run (a sixth of
-/// the cached path's work); with `defer`, only the subcommand actually named
-/// is built at all.
-#[derive(Debug, Default, Args)]
-pub struct GlobalArgs {
-    /// Profile: a table in config.toml and its own token store [env: LIGHTFI_PROFILE] [default: default]
-    #[arg(long, value_name = "NAME")]
-    pub profile: Option<String>,
-
-    /// Folder holding config.toml and the token store [env: LIGHTFI_TOKEN_HOME]
-    #[arg(long, value_name = "DIR")]
-    pub home: Option<PathBuf>,
-
-    /// OAuth base URL; /authorize, /token and /revoke are below it [env: LIGHTFI_OAUTH_URL]
-    #[arg(long, value_name = "URL")]
-    pub oauth_url: Option<String>,
-
-    /// OAuth client id of the Cognito app client [env: LIGHTFI_CLIENT_ID or CLIENT_ID]
-    #[arg(long, value_name = "ID")]
-    pub client_id: Option<String>,
-
-    /// Redirect URI registered for the app client, e.g. http://localhost:3000 [env: LIGHTFI_REDIRECT_URI]
-    #[arg(long, value_name = "URI")]
-    pub redirect_uri: Option<String>,
-
-    /// Scopes to request, space-separated [env: LIGHTFI_SCOPE]
-    #[arg(long, value_name = "SCOPES")]
-    pub scope: Option<String>,
-
-    /// Never start a browser login; exit 3 when one would be needed.
-    /// Implied when neither stdin nor stderr is a terminal, or CI is set.
-    #[arg(long)]
-    pub non_interactive: bool,
-
-    /// Seconds to wait for the token endpoint per request (connecting: at most 10) [default: 30]
-    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
-    pub http_timeout: Option<Duration>,
-
-    /// Seconds to wait for another lightfi-token process using the same profile
-    /// (the default outlasts a browser login started by that process) [default: 330]
-    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
-    pub lock_timeout: Option<Duration>,
-}
-
-impl GlobalArgs {
-    /// These options, completed by `earlier` where not given.
-    fn or(self, earlier: GlobalArgs) -> GlobalArgs {
-        GlobalArgs {
-            profile: self.profile.or(earlier.profile),
-            home: self.home.or(earlier.home),
-            oauth_url: self.oauth_url.or(earlier.oauth_url),
-            client_id: self.client_id.or(earlier.client_id),
-            redirect_uri: self.redirect_uri.or(earlier.redirect_uri),
-            scope: self.scope.or(earlier.scope),
-            non_interactive: self.non_interactive || earlier.non_interactive,
-            http_timeout: self.http_timeout.or(earlier.http_timeout),
-            lock_timeout: self.lock_timeout.or(earlier.lock_timeout),
-        }
     }
 }
 
@@ -151,18 +90,6 @@ impl GetArgs {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    /// {"access_token":…,"token_type":"Bearer","expires_at":…,"expires_in":…}
-    Json,
-    /// The bare token and a newline
-    Raw,
-    /// `Authorization: Bearer <token>`, for `curl -H @-`
-    Header,
-    /// A Kubernetes ExecCredential (client.authentication.k8s.io/v1 or v1beta1)
-    ExecCredential,
-}
-
 #[derive(Debug, Subcommand)]
 #[command(defer = true)]
 pub enum Command {
@@ -171,7 +98,7 @@ pub enum Command {
         #[command(flatten)]
         args: GetArgs,
         #[command(flatten)]
-        global: GlobalArgs,
+        global: Flags,
     },
 
     /// Log in now in the browser, or import a refresh token
@@ -179,7 +106,7 @@ pub enum Command {
         #[command(flatten)]
         args: LoginArgs,
         #[command(flatten)]
-        global: GlobalArgs,
+        global: Flags,
     },
 
     /// Revoke the refresh token at the server and delete the stored tokens
@@ -188,7 +115,7 @@ pub enum Command {
         #[arg(long)]
         no_revoke: bool,
         #[command(flatten)]
-        global: GlobalArgs,
+        global: Flags,
     },
 
     /// Show the profile, where its tokens are stored and when they expire (never a token)
@@ -197,7 +124,7 @@ pub enum Command {
         #[arg(long)]
         json: bool,
         #[command(flatten)]
-        global: GlobalArgs,
+        global: Flags,
     },
 
     /// git credential helper: `git config credential.https://HOST.helper '!lightfi-token git-credential'`
@@ -205,7 +132,7 @@ pub enum Command {
         /// get, store, erase or capability (sent by git); others are ignored
         action: String,
         #[command(flatten)]
-        global: GlobalArgs,
+        global: Flags,
     },
 
     /// Run a command with LIGHTFI_ACCESS_TOKEN and LIGHTFI_TOKEN_EXPIRES_AT set
@@ -219,7 +146,7 @@ pub enum Command {
         )]
         command: Vec<OsString>,
         #[command(flatten)]
-        global: GlobalArgs,
+        global: Flags,
     },
 
     /// Serve GET /token on loopback for Postman, Insomnia and REST clients
@@ -232,12 +159,12 @@ pub enum Command {
         #[arg(long)]
         show_key: bool,
         #[command(flatten)]
-        global: GlobalArgs,
+        global: Flags,
     },
 }
 
 impl Command {
-    fn global_mut(&mut self) -> &mut GlobalArgs {
+    fn global_mut(&mut self) -> &mut Flags {
         match self {
             Command::Get { global, .. }
             | Command::Login { global, .. }
@@ -263,17 +190,6 @@ pub struct LoginArgs {
     /// Seconds to wait for the browser login to finish
     #[arg(long, value_name = "SECS", default_value = "300", value_parser = parse_secs)]
     pub timeout: Duration,
-}
-
-/// Seconds, fractions allowed, from 0 to a day (larger values would
-/// overflow deadlines and are never meant).
-fn parse_secs(s: &str) -> Result<Duration, String> {
-    const MAX: f64 = 86_400.0;
-    let secs: f64 = s.parse().map_err(|_| format!("`{s}` is not a number of seconds"))?;
-    if !(0.0..=MAX).contains(&secs) {
-        return Err(format!("`{s}` is not a number of seconds from 0 to {MAX}"));
-    }
-    Duration::try_from_secs_f64(secs).map_err(|_| format!("`{s}` is not a number of seconds"))
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! Settings and their precedence: flag > environment > `config.toml` profile
-//! table > LightFi's production defaults (CONTRACT.md, "Defaults").
+//! table > LightFi's production defaults.
 //!
 //! The client secret has no flag on purpose: argv is visible to every user
 //! of the machine through `ps`.
@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::cli::GlobalArgs;
+use clap::Args;
+
 use crate::error::{Error, Result};
-use crate::secret::Secret;
+use crate::secret::{ClientSecret, RefreshToken};
 
 pub const DEFAULT_OAUTH_URL: &str = "https://lightfiv2.auth.eu-west-2.amazoncognito.com/oauth2";
 pub const DEFAULT_REDIRECT_URI: &str = "http://localhost:3000";
@@ -24,28 +25,146 @@ pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 /// process's login instead of failing or starting a second one.
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(330);
 
+// Options every command takes, before or after its name: the flag layer of
+// the settings. Each subcommand flattens its own copy instead of using
+// clap's `global = true`, which clones every such option into every
+// subcommand on each run; with `defer`, only the subcommand actually named
+// is built at all. (A plain comment: clap would show a doc comment as the
+// help text of every subcommand.)
+#[derive(Debug, Default, Args)]
+pub struct Flags {
+    /// Profile: a table in config.toml and its own token store [env: LIGHTFI_PROFILE] [default: default]
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+
+    /// Folder holding config.toml and the token store [env: LIGHTFI_TOKEN_HOME]
+    #[arg(long, value_name = "DIR")]
+    pub home: Option<PathBuf>,
+
+    /// OAuth base URL; /authorize, /token and /revoke are below it [env: LIGHTFI_OAUTH_URL]
+    #[arg(long, value_name = "URL")]
+    pub oauth_url: Option<String>,
+
+    /// OAuth client id of the Cognito app client [env: LIGHTFI_CLIENT_ID or CLIENT_ID]
+    #[arg(long, value_name = "ID")]
+    pub client_id: Option<String>,
+
+    /// Redirect URI registered for the app client, e.g. http://localhost:3000 [env: LIGHTFI_REDIRECT_URI]
+    #[arg(long, value_name = "URI")]
+    pub redirect_uri: Option<String>,
+
+    /// Scopes to request, space-separated [env: LIGHTFI_SCOPE]
+    #[arg(long, value_name = "SCOPES")]
+    pub scope: Option<String>,
+
+    /// Never start a browser login; exit 3 when one would be needed.
+    /// Implied when neither stdin nor stderr is a terminal, or CI is set.
+    #[arg(long)]
+    pub non_interactive: bool,
+
+    /// Seconds to wait for the token endpoint per request (connecting: at most 10) [default: 30]
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub http_timeout: Option<Duration>,
+
+    /// Seconds to wait for another lightfi-token process using the same profile
+    /// (the default outlasts a browser login started by that process) [default: 330]
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub lock_timeout: Option<Duration>,
+}
+
+impl Flags {
+    /// These options, completed by `earlier` where not given.
+    pub fn or(self, earlier: Flags) -> Flags {
+        Flags {
+            profile: self.profile.or(earlier.profile),
+            home: self.home.or(earlier.home),
+            oauth_url: self.oauth_url.or(earlier.oauth_url),
+            client_id: self.client_id.or(earlier.client_id),
+            redirect_uri: self.redirect_uri.or(earlier.redirect_uri),
+            scope: self.scope.or(earlier.scope),
+            non_interactive: self.non_interactive || earlier.non_interactive,
+            http_timeout: self.http_timeout.or(earlier.http_timeout),
+            lock_timeout: self.lock_timeout.or(earlier.lock_timeout),
+        }
+    }
+}
+
+/// Seconds, fractions allowed, from 0 to a day (larger values would
+/// overflow deadlines and are never meant).
+pub fn parse_secs(s: &str) -> Result<Duration, String> {
+    const MAX: f64 = 86_400.0;
+    let secs: f64 = s.parse().map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    if !(0.0..=MAX).contains(&secs) {
+        return Err(format!("`{s}` is not a number of seconds from 0 to {MAX}"));
+    }
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("`{s}` is not a number of seconds"))
+}
+
 /// Everything a command needs to know, resolved once at start.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub profile: String,
     pub home: PathBuf,
-    /// Without a trailing slash; endpoints are `{oauth_url}/token` etc.
-    pub oauth_url: String,
-    pub client_id: String,
-    pub client_secret: Option<Secret>,
+    /// Who we are to the authorization server, and where it is.
+    pub client: Client,
     pub redirect_uri: String,
     pub scope: String,
     /// `LIGHTFI_REFRESH_TOKEN`: used instead of the stored refresh token (CI).
-    pub env_refresh_token: Option<Secret>,
+    pub env_refresh_token: Option<RefreshToken>,
     pub http_timeout: Duration,
     pub lock_timeout: Duration,
     /// `--non-interactive` was given (terminal and `CI` checks come on top).
     pub non_interactive: bool,
 }
 
+/// The OAuth client: id, secret and the server they belong to, resolved as
+/// one unit so a secret is only ever sent with its own id to its own server.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub id: String,
+    pub secret: Option<ClientSecret>,
+    pub endpoints: Endpoints,
+}
+
+/// The authorization server's endpoints, below one base URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoints {
+    /// Without a trailing slash.
+    pub base: String,
+}
+
 impl Settings {
-    pub fn endpoint(&self, name: &str) -> String {
-        format!("{}/{name}", self.oauth_url)
+    /// Settings for in-process tests: profile `default` in `home`, client
+    /// `client` without a secret at `oauth_url`, no terminal.
+    #[cfg(test)]
+    pub fn for_tests(home: &Path, oauth_url: &str) -> Settings {
+        Settings {
+            profile: DEFAULT_PROFILE.into(),
+            home: home.to_path_buf(),
+            client: Client {
+                id: "client".into(),
+                secret: None,
+                endpoints: Endpoints { base: oauth_url.into() },
+            },
+            redirect_uri: DEFAULT_REDIRECT_URI.into(),
+            scope: DEFAULT_SCOPE.into(),
+            env_refresh_token: None,
+            http_timeout: Duration::from_secs(1),
+            lock_timeout: Duration::from_secs(1),
+            non_interactive: true,
+        }
+    }
+}
+
+impl Endpoints {
+    pub fn authorize(&self) -> String {
+        format!("{}/authorize", self.base)
+    }
+    pub fn token(&self) -> String {
+        format!("{}/token", self.base)
+    }
+    pub fn revoke(&self) -> String {
+        format!("{}/revoke", self.base)
     }
 }
 
@@ -55,13 +174,13 @@ impl Settings {
 struct ProfileTable {
     oauth_url: Option<String>,
     client_id: Option<String>,
-    client_secret: Option<Secret>,
+    client_secret: Option<ClientSecret>,
     redirect_uri: Option<String>,
     scope: Option<String>,
 }
 
 /// Resolve settings from the command line, the process environment and the config file.
-pub fn resolve(args: &GlobalArgs) -> Result<Settings> {
+pub fn resolve(args: &Flags) -> Result<Settings> {
     // A variable that is set but not UTF-8 must not silently fall back to the
     // default: an unreadable LIGHTFI_TOKEN_HOME would mean the real store.
     for name in ENV_VARS {
@@ -91,7 +210,7 @@ const ENV_VARS: [&str; 10] = [
 
 /// As [`resolve`], with the environment given as a lookup (so precedence is unit-testable).
 /// An empty variable counts as unset.
-pub fn resolve_with(args: &GlobalArgs, env: impl Fn(&str) -> Option<String>) -> Result<Settings> {
+pub fn resolve_with(args: &Flags, env: impl Fn(&str) -> Option<String>) -> Result<Settings> {
     let env = |name: &str| env(name).filter(|v| !v.is_empty());
 
     let profile = args
@@ -143,7 +262,7 @@ pub fn resolve_with(args: &GlobalArgs, env: impl Fn(&str) -> Option<String>) -> 
 
     let client_secret = env("LIGHTFI_CLIENT_SECRET")
         .or_else(|| env("CLIENT_SECRET"))
-        .map(Secret::new)
+        .map(ClientSecret::new)
         .or(file.client_secret);
 
     let redirect_uri = args
@@ -163,12 +282,14 @@ pub fn resolve_with(args: &GlobalArgs, env: impl Fn(&str) -> Option<String>) -> 
     Ok(Settings {
         profile,
         home,
-        oauth_url,
-        client_id,
-        client_secret,
+        client: Client {
+            id: client_id,
+            secret: client_secret,
+            endpoints: Endpoints { base: oauth_url },
+        },
         redirect_uri,
         scope,
-        env_refresh_token: env("LIGHTFI_REFRESH_TOKEN").map(Secret::new),
+        env_refresh_token: env("LIGHTFI_REFRESH_TOKEN").map(RefreshToken::new),
         http_timeout: args.http_timeout.unwrap_or(DEFAULT_HTTP_TIMEOUT),
         lock_timeout: args.lock_timeout.unwrap_or(DEFAULT_LOCK_TIMEOUT),
         non_interactive: args.non_interactive,
@@ -279,10 +400,16 @@ mod tests {
     use super::*;
     use clap::Parser;
 
-    fn args(extra: &[&str]) -> GlobalArgs {
+    #[derive(Parser)]
+    struct TestCli {
+        #[command(flatten)]
+        flags: Flags,
+    }
+
+    fn args(extra: &[&str]) -> Flags {
         let mut argv = vec!["lightfi-token"];
         argv.extend_from_slice(extra);
-        crate::cli::Cli::try_parse_from(argv).unwrap().into_command().unwrap().1
+        TestCli::try_parse_from(argv).unwrap().flags
     }
 
     fn env_of<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
@@ -307,12 +434,12 @@ mod tests {
             ("LIGHTFI_SCOPE", "env-scope"),
         ];
         let s = resolve_with(&args(&["--client-id", "flag"]), env_of(&env)).unwrap();
-        assert_eq!(s.client_id, "flag");
+        assert_eq!(s.client.id, "flag");
         assert_eq!(s.scope, "env-scope");
         assert_eq!(s.redirect_uri, "http://localhost:4000");
-        assert_eq!(s.oauth_url, DEFAULT_OAUTH_URL);
+        assert_eq!(s.client.endpoints.base, DEFAULT_OAUTH_URL);
         let s = resolve_with(&args(&[]), env_of(&env)).unwrap();
-        assert_eq!(s.client_id, "env");
+        assert_eq!(s.client.id, "env");
     }
 
     #[test]
@@ -325,14 +452,14 @@ mod tests {
             ("CLIENT_SECRET", "shh"),
         ];
         let s = resolve_with(&args(&[]), env_of(&env)).unwrap();
-        assert_eq!(s.client_id, "seed");
-        assert_eq!(s.client_secret.unwrap().expose(), "shh");
+        assert_eq!(s.client.id, "seed");
+        assert_eq!(s.client.secret.unwrap().expose(), "shh");
         let env = [
             ("LIGHTFI_TOKEN_HOME", h),
             ("CLIENT_ID", "seed"),
             ("LIGHTFI_CLIENT_ID", "new"),
         ];
-        assert_eq!(resolve_with(&args(&[]), env_of(&env)).unwrap().client_id, "new");
+        assert_eq!(resolve_with(&args(&[]), env_of(&env)).unwrap().client.id, "new");
     }
 
     #[test]
@@ -342,9 +469,9 @@ mod tests {
         );
         let h = home.path().to_str().unwrap();
         let s = resolve_with(&args(&["--profile", "staging"]), env_of(&[("LIGHTFI_TOKEN_HOME", h)])).unwrap();
-        assert_eq!(s.client_id, "b");
-        assert_eq!(s.oauth_url, "https://x.example/oauth2");
-        assert_eq!(s.endpoint("token"), "https://x.example/oauth2/token");
+        assert_eq!(s.client.id, "b");
+        assert_eq!(s.client.endpoints.base, "https://x.example/oauth2");
+        assert_eq!(s.client.endpoints.token(), "https://x.example/oauth2/token");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! One error type for the whole program: each variant is a state the caller
-//! can act on, with one exit code from CONTRACT.md and one `hint:` line that
+//! can act on, with one exit code from the README's table and one `hint:` line that
 //! says what to do next. Messages never contain a token or secret: values
 //! that could are `Secret`s and print as `<redacted>`.
 

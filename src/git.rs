@@ -1,6 +1,6 @@
-//! `lightfi-token git-credential <action>`: the git credential helper
-//! protocol (gitcredentials(7); git-credential(1), "INPUT/OUTPUT FORMAT" and
-//! "CAPABILITY INPUT/OUTPUT FORMAT").
+//! The git credential helper protocol (gitcredentials(7); git-credential(1),
+//! "INPUT/OUTPUT FORMAT" and "CAPABILITY INPUT/OUTPUT FORMAT"), read and
+//! written over `impl Read` / `impl Write`.
 //!
 //! git runs the helper with one action and writes `key=value` lines to its
 //! stdin, ended by a blank line or EOF:
@@ -22,54 +22,13 @@
 use std::fmt;
 use std::io::{self, BufRead, BufReader, Read, Write};
 
-use crate::config::Settings;
 use crate::error::{Error, Result};
-use crate::secret::Secret;
-use crate::store::AccessToken;
-use crate::token::{self, Want};
+use crate::store::Access;
 
 /// The longest line git-credential(1) allows, newline included.
 const MAX_LINE: usize = 65535;
 /// More than any real credential description; stops a runaway writer.
 const MAX_LINES: usize = 1024;
-
-/// Run `action`. `settings` is resolved only by the actions that need it, so
-/// `capability` and `store` answer even before lightfi-token is configured.
-pub fn run(action: &str, settings: impl FnOnce() -> Result<Settings>) -> Result<()> {
-    match action {
-        "capability" => print(capabilities()),
-        "get" => {
-            let request = read_stdin()?;
-            let settings = settings()?;
-            check_destination(&request)?;
-            let want = Want {
-                min_valid: token::DEFAULT_MIN_VALID,
-                force_refresh: false,
-                may_interact: !prompts_disabled(),
-            };
-            let access = token::obtain(&settings, want)?;
-            let mut out = Vec::new();
-            write_attributes(&mut out, &answer(&access, request.has_capability("authtype")))
-                .map_err(|e| Error::unavailable(format!("cannot give the access token to git: {e}")))?;
-            print(out)
-        }
-        "erase" => {
-            let request = read_stdin()?;
-            // The token git used: `credential` with authtype, else `password`.
-            let rejected = request
-                .get("credential")
-                .or_else(|| request.get("password"))
-                .map(Secret::new);
-            token::forget_access(&settings()?, rejected.as_ref()).map(|_| ())
-        }
-        // `store`: the token is already stored, with its refresh token.
-        // Unknown actions: gitcredentials(7) asks helpers to ignore them.
-        _ => {
-            let _ = io::copy(&mut io::stdin().lock(), &mut io::sink());
-            Ok(())
-        }
-    }
-}
 
 /// The answer to `capability`: git-credential(1)'s own format, not `key=value`.
 pub fn capabilities() -> Vec<u8> {
@@ -77,7 +36,7 @@ pub fn capabilities() -> Vec<u8> {
 }
 
 /// The attributes answering `get` with `access`.
-pub fn answer(access: &AccessToken, authtype: bool) -> Vec<(&'static str, String)> {
+pub fn answer(access: &Access, authtype: bool) -> Vec<(&'static str, String)> {
     let token = access.token.expose().to_string();
     if authtype {
         vec![
@@ -218,16 +177,8 @@ pub fn write_attributes(out: &mut impl Write, attrs: &[(&str, String)]) -> Resul
         .map_err(ProtocolError::Io)
 }
 
-fn read_stdin() -> Result<Attributes> {
-    read_attributes(io::stdin().lock()).map_err(|e| Error::Usage {
-        msg: format!("cannot read git's credential request: {e}"),
-        hint: "git runs `lightfi-token git-credential` itself: configure it as shown in integrations/git/README.md"
-            .into(),
-    })
-}
-
 /// Refuse to answer for a destination that must not see a LightFi token.
-fn check_destination(request: &Attributes) -> Result<()> {
+pub fn check_destination(request: &Attributes) -> Result<()> {
     let protocol = request.get("protocol").unwrap_or("");
     let host = request.get("host").unwrap_or("");
     let loopback = || url::Url::parse(&format!("http://{host}/")).is_ok_and(|url| crate::config::is_loopback(&url));
@@ -244,29 +195,16 @@ fn check_destination(request: &Attributes) -> Result<()> {
     }
 }
 
-/// `GIT_TERMINAL_PROMPT=0` (or false/no/off): the user told git not to ask
-/// anything, so a browser login must not start either.
-fn prompts_disabled() -> bool {
-    std::env::var("GIT_TERMINAL_PROMPT")
-        .is_ok_and(|v| matches!(v.to_ascii_lowercase().as_str(), "0" | "false" | "no" | "off"))
-}
-
-fn print(bytes: Vec<u8>) -> Result<()> {
-    let mut stdout = io::stdout().lock();
-    stdout
-        .write_all(&bytes)
-        .and_then(|()| stdout.flush())
-        .map_err(|e| Error::unexpected(format!("cannot write to git: {e}")))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use time::macros::datetime;
 
-    fn access(token: &str) -> AccessToken {
-        AccessToken {
-            token: Secret::new(token),
+    use crate::secret::AccessToken;
+
+    fn access(token: &str) -> Access {
+        Access {
+            token: AccessToken::new(token),
             token_type: "Bearer".into(),
             obtained_at: datetime!(2026-11-26 09:27:28 UTC),
             expires_at: datetime!(2026-11-26 10:27:28 UTC),

@@ -10,41 +10,30 @@
 //! are done by [`start`]: ignore SIGPIPE, and make sure fds 0–2 are open.
 #![cfg_attr(all(target_os = "linux", not(test)), no_main)]
 
-mod cli;
-mod config;
-mod error;
-mod exec;
-mod git;
-mod jwt;
-mod login;
-mod oauth;
-mod output;
-mod secret;
-mod serve;
-mod status;
-mod store;
-mod token;
+use std::ffi::OsString;
+use std::io::Write;
 
-use std::io::{Read, Write};
-
-use time::OffsetDateTime;
-
-use crate::cli::{Cli, Command, Format, GetArgs, GlobalArgs};
-use crate::config::Settings;
-use crate::error::{Error, Result};
-use crate::secret::Secret;
+use lightfi_token::cli::Cli;
+use lightfi_token::commands;
 
 #[cfg(all(target_os = "linux", not(test)))]
 #[unsafe(no_mangle)]
-extern "C" fn main(_argc: std::ffi::c_int, _argv: *const *const std::ffi::c_char) -> std::ffi::c_int {
+extern "C" fn main(argc: std::ffi::c_int, argv: *const *const std::ffi::c_char) -> std::ffi::c_int {
     start();
-    // std still has argv: on Linux it takes it from glibc's init_array.
-    std::ffi::c_int::from(lightfi_token())
+    // The arguments come from `argv`, not std: std learns them from glibc's
+    // init_array, which musl does not call.
+    let args = (0..usize::try_from(argc).unwrap_or(0)).map(|i| {
+        use std::os::unix::ffi::OsStrExt;
+        // SAFETY: the C runtime passes `argc` valid NUL-terminated strings in `argv`.
+        let arg = unsafe { std::ffi::CStr::from_ptr(*argv.add(i)) };
+        std::ffi::OsStr::from_bytes(arg.to_bytes()).to_os_string()
+    });
+    std::ffi::c_int::from(lightfi_token(args.collect()))
 }
 
 #[cfg(not(all(target_os = "linux", not(test))))]
 fn main() -> std::process::ExitCode {
-    std::process::ExitCode::from(lightfi_token())
+    std::process::ExitCode::from(lightfi_token(std::env::args_os().collect()))
 }
 
 /// What std's runtime would do before `main`, as far as it matters here.
@@ -68,22 +57,22 @@ fn start() {
 /// `Cli::try_parse` without freeing clap's command tree, which the process
 /// is about to drop wholesale at exit: freeing it costs as much as the rest
 /// of the cached path.
-fn parse_args() -> Result<Cli, clap::Error> {
+fn parse_args(args: Vec<OsString>) -> Result<Cli, clap::Error> {
     use clap::{CommandFactory, FromArgMatches};
     let command = std::mem::ManuallyDrop::new(Cli::command());
     let mut command = command;
-    let matches = std::mem::ManuallyDrop::new(command.try_get_matches_from_mut(std::env::args_os())?);
+    let matches = std::mem::ManuallyDrop::new(command.try_get_matches_from_mut(args)?);
     Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut command))
 }
 
 /// Parse, run, report; returns the exit code.
-fn lightfi_token() -> u8 {
-    let code = match parse_args().and_then(Cli::into_command) {
+fn lightfi_token(args: Vec<OsString>) -> u8 {
+    let code = match parse_args(args).and_then(Cli::into_command) {
         Err(e) => {
             let _ = e.print();
             e.exit_code().clamp(0, 255) as u8
         }
-        Ok((command, global)) => match run(command, global) {
+        Ok((command, flags)) => match commands::run(command, flags) {
             Ok(()) => 0,
             Err(e) => {
                 eprintln!("lightfi-token: error: {e}\nhint: {}", e.hint());
@@ -94,103 +83,4 @@ fn lightfi_token() -> u8 {
     // Nothing flushes stdout after a C `main` returns.
     let _ = std::io::stdout().flush();
     code
-}
-
-/// Print a warning on stderr (never a token: callers pass only `Secret`-free text).
-pub fn warn(msg: &str) {
-    eprintln!("lightfi-token: warning: {msg}");
-}
-
-fn run(command: Command, global: GlobalArgs) -> Result<()> {
-    let settings = || config::resolve(&global);
-    match command {
-        // git asks helpers for `capability` and sends `store` after every
-        // success: those answer even before a client id is configured.
-        Command::GitCredential { action, .. } => git::run(&action, settings),
-        Command::Get { args, .. } => get(&settings()?, &args),
-        Command::Login { args, .. } if args.refresh_token_stdin => import(&settings()?),
-        Command::Login { args, .. } => {
-            let options = login::LoginOptions {
-                no_browser: args.no_browser,
-                timeout: args.timeout,
-            };
-            login::login_command(&settings()?, options).map(|_| ())
-        }
-        Command::Logout { no_revoke, .. } => token::logout(&settings()?, !no_revoke),
-        Command::Status { json, .. } => show_status(&settings()?, json),
-        Command::Exec { command, .. } => exec::run(&settings()?, &command),
-        Command::Serve { port, show_key, .. } => serve::run(&settings()?, port, show_key),
-    }
-}
-
-/// `status`: exit 3 when not logged in, so scripts can ask.
-fn show_status(settings: &Settings, json: bool) -> Result<()> {
-    let status = status::status(settings);
-    let text = if json {
-        serde_json::to_string(&status).map_err(|e| Error::unexpected(e.to_string()))? + "\n"
-    } else {
-        status::render_text(&status)
-    };
-    print(&text)?;
-    if status.logged_in() {
-        Ok(())
-    } else {
-        Err(Error::LoginRequired {
-            msg: format!("not logged in (profile `{}`)", settings.profile),
-        })
-    }
-}
-
-fn get(settings: &Settings, args: &GetArgs) -> Result<()> {
-    let format = args.format();
-    let exec_info = match format {
-        Format::ExecCredential => std::env::var("KUBERNETES_EXEC_INFO").ok(),
-        _ => None,
-    };
-    let want = token::Want {
-        min_valid: args.min_valid,
-        force_refresh: args.force_refresh,
-        may_interact: !output::exec_info_forbids_interaction(exec_info.as_deref()),
-    };
-    // Check the requested ExecCredential version before any network work.
-    if format == Format::ExecCredential {
-        output::exec_api_version(exec_info.as_deref())?;
-    }
-    let access = token::obtain(settings, want)?;
-    print(&output::render(
-        format,
-        &access,
-        OffsetDateTime::now_utc(),
-        exec_info.as_deref(),
-    )?)
-}
-
-fn import(settings: &Settings) -> Result<()> {
-    let mut input = String::new();
-    std::io::stdin()
-        .read_to_string(&mut input)
-        .map_err(|e| Error::unexpected(format!("cannot read the refresh token from stdin: {e}")))?;
-    let refresh_token = input.trim();
-    if refresh_token.is_empty() || refresh_token.contains(char::is_whitespace) {
-        return Err(Error::Usage {
-            msg: "expected one refresh token on stdin".into(),
-            hint: "pipe it in, e.g. `lightfi-token login --refresh-token-stdin < refresh-token.txt`".into(),
-        });
-    }
-    let access = token::import(settings, Secret::new(refresh_token))?;
-    eprintln!(
-        "lightfi-token: refresh token stored for profile `{}`; access token valid until {}",
-        settings.profile,
-        output::rfc3339(access.expires_at)
-    );
-    Ok(())
-}
-
-/// Write to stdout in one piece.
-fn print(text: &str) -> Result<()> {
-    let mut stdout = std::io::stdout().lock();
-    stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush())
-        .map_err(|e| Error::unexpected(format!("cannot write to stdout: {e}")))
 }

@@ -6,32 +6,39 @@
 //! apart from transport and parse failures: the first decides between "log in
 //! again" (exit 3) and "fix the configuration" (exit 4); the others mean the
 //! server is unavailable (exit 5) and nothing stored is touched.
-//! Nothing here is built on the cached path: no client, no TLS, no threads.
+//! Requests are built and answers read by pure functions; the one step that
+//! goes on the wire is a [`Transport`], so retries and error mapping are
+//! tested in process. Nothing here is built on the cached path: no client,
+//! no TLS, no threads.
 
+use std::cell::OnceCell;
+use std::io::Read;
 use std::time::Duration;
 
-use reqwest::StatusCode;
-use reqwest::blocking::{Client, Response};
+use reqwest::blocking::Client as HttpClient;
 use serde_json::{Map, Value};
 
-use crate::config::Settings;
-use crate::error::{Error, OAuthError, Result};
-use crate::secret::Secret;
+use crate::config::Client;
+use crate::error::{Error, OAuthError};
+use crate::secret::{AccessToken, AuthorizationCode, PkceVerifier, RefreshToken};
 
 /// Retries after the first attempt, for network errors, timeouts, 5xx and 429.
 const RETRIES: u32 = 2;
 /// The longest `Retry-After` we honour.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most of a response body we read: token answers are a few KiB, and a
+/// server that never stops sending must not fill our memory.
+pub const MAX_BODY: u64 = 1 << 20;
 
 /// A successful token response (RFC 6749 §5.1).
 #[derive(Debug)]
 pub struct TokenResponse {
-    pub access_token: Secret,
+    pub access_token: AccessToken,
     pub token_type: String,
     pub expires_in: u64,
     /// Present on a code exchange, and on a refresh with rotation.
-    pub refresh_token: Option<Secret>,
+    pub refresh_token: Option<RefreshToken>,
     pub scope: Option<String>,
 }
 
@@ -56,128 +63,238 @@ impl Failure {
     }
 }
 
-pub struct OAuthClient<'a> {
-    http: Client,
-    settings: &'a Settings,
+/// A form POST to one of the server's endpoints, built without any I/O.
+/// `Debug` shows the URL and the form's keys, never a value.
+pub struct FormPost {
+    pub url: String,
+    pub form: Vec<(&'static str, String)>,
+    /// HTTP Basic credentials (RFC 6749 §2.3.1), already form-urlencoded.
+    pub basic: Option<(String, String)>,
 }
 
-impl<'a> OAuthClient<'a> {
-    pub fn new(settings: &'a Settings) -> Result<Self> {
-        // rustls with ring: smaller and quicker to build than aws-lc. Another
-        // thread may have installed it first; either way one is installed.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = Client::builder()
-            .user_agent(concat!("lightfi-token/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(CONNECT_TIMEOUT.min(settings.http_timeout))
-            .timeout(settings.http_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| Error::unexpected(format!("cannot set up HTTPS: {e}")))?;
-        Ok(OAuthClient { http, settings })
+impl std::fmt::Debug for FormPost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FormPost")
+            .field("url", &self.url)
+            .field("form", &self.form.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .field("basic", &self.basic.as_ref().map(|_| "<redacted>"))
+            .finish()
     }
+}
 
-    /// `grant_type=refresh_token` (RFC 6749 §6).
-    pub fn refresh(&self, refresh_token: &Secret) -> Result<TokenResponse, Failure> {
-        let form = [
-            ("grant_type", "refresh_token"),
-            ("refresh_token", refresh_token.expose()),
-        ];
-        self.token_request(&form)
+/// What came back, as far as we look at it.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    /// `Retry-After` in seconds (RFC 9110 §10.2.3), capped; the date form is ignored.
+    pub retry_after: Option<Duration>,
+    /// At most [`MAX_BODY`] bytes.
+    pub body: Vec<u8>,
+}
+
+/// The step that puts a request on the wire. The program uses [`Http`];
+/// tests replace it to drive retries and error mapping in process.
+pub trait Transport {
+    /// Send `post` once. `Err` describes a transport failure (no answer).
+    fn send(&self, post: &FormPost) -> Result<Answer, String>;
+
+    /// Wait before a retry.
+    fn pause(&self, duration: Duration) {
+        std::thread::sleep(duration);
     }
+}
 
-    /// `grant_type=authorization_code` with the PKCE verifier (RFC 6749 §4.1.3, RFC 7636 §4.5).
-    pub fn exchange_code(&self, code: &Secret, verifier: &Secret) -> Result<TokenResponse, Failure> {
-        let form = [
-            ("grant_type", "authorization_code"),
-            ("code", code.expose()),
-            ("redirect_uri", self.settings.redirect_uri.as_str()),
-            ("code_verifier", verifier.expose()),
-        ];
-        self.token_request(&form)
-    }
+/// The real transport: reqwest with rustls, no redirects followed. The
+/// client is built on the first request, so creating an `Http` costs nothing
+/// on the cached path.
+pub struct Http {
+    timeout: Duration,
+    client: OnceCell<Result<HttpClient, String>>,
+}
 
-    /// Revoke a refresh token (RFC 7009). Success is any 2xx.
-    pub fn revoke(&self, refresh_token: &Secret) -> Result<(), Failure> {
-        let form = [("token", refresh_token.expose()), ("token_type_hint", "refresh_token")];
-        let response = self.post("revoke", &form)?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(());
-        }
-        let body = response.bytes().unwrap_or_default();
-        match oauth_error(&body) {
-            Some(e) => Err(Failure::OAuth(e)),
-            None => Err(Failure::Unavailable(format!(
-                "{} answered HTTP {status}",
-                self.settings.endpoint("revoke")
-            ))),
+impl Http {
+    pub fn new(timeout: Duration) -> Self {
+        Http {
+            timeout,
+            client: OnceCell::new(),
         }
     }
 
-    fn token_request(&self, form: &[(&str, &str)]) -> Result<TokenResponse, Failure> {
-        let url = self.settings.endpoint("token");
-        let response = self.post("token", form)?;
-        let status = response.status();
-        let body = response
-            .bytes()
-            .map_err(|e| Failure::Unavailable(format!("reading the answer of {url} failed: {}", describe(&e))))?;
-        if status.is_success() {
-            return parse_token_response(&body).map_err(|what| Failure::Unavailable(format!("{url} answered {what}")));
+    fn client(&self) -> Result<&HttpClient, String> {
+        self.client
+            .get_or_init(|| {
+                // rustls with ring: smaller and quicker to build than aws-lc.
+                // Another thread may have installed it first; either way one is.
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                HttpClient::builder()
+                    .user_agent(concat!("lightfi-token/", env!("CARGO_PKG_VERSION")))
+                    .connect_timeout(CONNECT_TIMEOUT.min(self.timeout))
+                    .timeout(self.timeout)
+                    .redirect(reqwest::redirect::Policy::none())
+                    .build()
+                    .map_err(|e| format!("cannot set up HTTPS: {e}"))
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+}
+
+impl Transport for Http {
+    fn send(&self, post: &FormPost) -> Result<Answer, String> {
+        let mut request = self.client()?.post(&post.url).form(&post.form);
+        if let Some((user, password)) = &post.basic {
+            request = request.basic_auth(user, Some(password));
         }
-        match oauth_error(&body) {
-            Some(e) => Err(Failure::OAuth(e)),
-            // RFC 6749 §5.2 lets a server answer a failed client authentication
-            // with a bare 401.
-            None if status == StatusCode::UNAUTHORIZED => Err(Failure::OAuth(OAuthError {
-                error: "invalid_client".into(),
-                description: Some(format!("{url} answered HTTP 401 without an OAuth error body")),
-            })),
-            None if status == StatusCode::NOT_FOUND || status == StatusCode::METHOD_NOT_ALLOWED => Err(
-                Failure::Unavailable(format!("{url} answered HTTP {status}: is the OAuth URL right?")),
+        let response = request
+            .send()
+            .map_err(|e| format!("cannot reach {}: {}", post.url, describe(&e)))?;
+        let status = response.status().as_u16();
+        let retry_after = retry_after(&response);
+        let mut body = Vec::new();
+        response
+            .take(MAX_BODY)
+            .read_to_end(&mut body)
+            .map_err(|e| format!("reading the answer of {} failed: {e}", post.url))?;
+        Ok(Answer {
+            status,
+            retry_after,
+            body,
+        })
+    }
+}
+
+/// `grant_type=refresh_token` (RFC 6749 §6).
+pub fn refresh_request(client: &Client, refresh_token: &RefreshToken) -> FormPost {
+    form_post(
+        client,
+        client.endpoints.token(),
+        vec![
+            ("grant_type", "refresh_token".into()),
+            ("refresh_token", refresh_token.expose().into()),
+        ],
+    )
+}
+
+/// `grant_type=authorization_code` with the PKCE verifier (RFC 6749 §4.1.3, RFC 7636 §4.5).
+pub fn code_request(
+    client: &Client,
+    code: &AuthorizationCode,
+    verifier: &PkceVerifier,
+    redirect_uri: &str,
+) -> FormPost {
+    form_post(
+        client,
+        client.endpoints.token(),
+        vec![
+            ("grant_type", "authorization_code".into()),
+            ("code", code.expose().into()),
+            ("redirect_uri", redirect_uri.into()),
+            ("code_verifier", verifier.expose().into()),
+        ],
+    )
+}
+
+/// Revoke a refresh token (RFC 7009 §2.1).
+pub fn revoke_request(client: &Client, refresh_token: &RefreshToken) -> FormPost {
+    form_post(
+        client,
+        client.endpoints.revoke(),
+        vec![
+            ("token", refresh_token.expose().into()),
+            ("token_type_hint", "refresh_token".into()),
+        ],
+    )
+}
+
+/// Cognito's client authentication: `client_id` always in the body, plus
+/// HTTP Basic when there is a secret. RFC 6749 §2.3.1: both form-urlencoded
+/// before Base64 (Cognito's ids and secrets are alphanumeric, so this
+/// changes nothing there, but other servers decode `+` and `%`).
+fn form_post(client: &Client, url: String, fields: Vec<(&'static str, String)>) -> FormPost {
+    let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let mut form = vec![("client_id", client.id.clone())];
+    form.extend(fields);
+    FormPost {
+        url,
+        form,
+        basic: client
+            .secret
+            .as_ref()
+            .map(|secret| (encode(&client.id), encode(secret.expose()))),
+    }
+}
+
+/// Send `post`, retrying network errors, timeouts, 5xx and 429 with
+/// backoff (or the server's `Retry-After`, capped).
+pub fn send(transport: &dyn Transport, post: &FormPost) -> Result<Answer, Failure> {
+    let mut attempt = 0;
+    loop {
+        let problem = match transport.send(post) {
+            Ok(answer) if !(answer.status >= 500 || answer.status == 429) => return Ok(answer),
+            Ok(answer) => (
+                format!("{} answered HTTP {}", post.url, answer.status),
+                answer.retry_after,
             ),
-            None => Err(Failure::Unavailable(format!(
-                "{url} answered HTTP {status} without an OAuth error"
-            ))),
+            Err(why) => (why, None),
+        };
+        if attempt == RETRIES {
+            let tries = RETRIES + 1;
+            return Err(Failure::Unavailable(format!("{} (tried {tries} times)", problem.0)));
         }
+        attempt += 1;
+        let backoff = Duration::from_millis(500) * 2u32.pow(attempt - 1);
+        transport.pause(problem.1.unwrap_or(backoff));
     }
+}
 
-    /// POST a form to `{oauth_url}/{endpoint}` with client authentication,
-    /// retrying network errors, timeouts, 5xx and 429 with backoff.
-    fn post(&self, endpoint: &str, form: &[(&str, &str)]) -> Result<Response, Failure> {
-        let url = self.settings.endpoint(endpoint);
-        let mut body: Vec<(&str, &str)> = vec![("client_id", self.settings.client_id.as_str())];
-        body.extend_from_slice(form);
-        let mut attempt = 0;
-        loop {
-            let mut request = self.http.post(&url).form(&body);
-            if let Some(secret) = &self.settings.client_secret {
-                // RFC 6749 §2.3.1: form-urlencode both before Base64. Cognito's
-                // ids and secrets are alphanumeric, so this changes nothing
-                // there, but other servers decode `+` and `%`.
-                let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-                request = request.basic_auth(encode(&self.settings.client_id), Some(encode(secret.expose())));
-            }
-            let (problem, retry_after) = match request.send() {
-                Ok(r) if !(r.status().is_server_error() || r.status() == StatusCode::TOO_MANY_REQUESTS) => {
-                    return Ok(r);
-                }
-                Ok(r) => (format!("{url} answered HTTP {}", r.status()), retry_after(&r)),
-                Err(e) => (format!("cannot reach {url}: {}", describe(&e)), None),
-            };
-            if attempt == RETRIES {
-                let tries = RETRIES + 1;
-                return Err(Failure::Unavailable(format!("{problem} (tried {tries} times)")));
-            }
-            attempt += 1;
-            let backoff = Duration::from_millis(500) * 2u32.pow(attempt - 1);
-            std::thread::sleep(retry_after.unwrap_or(backoff));
-        }
+/// A token request: send it and read the answer.
+pub fn token(transport: &dyn Transport, post: &FormPost) -> Result<TokenResponse, Failure> {
+    let answer = send(transport, post)?;
+    token_answer(&post.url, &answer)
+}
+
+/// A revocation: any 2xx is success.
+pub fn revoke(transport: &dyn Transport, post: &FormPost) -> Result<(), Failure> {
+    let answer = send(transport, post)?;
+    if (200..300).contains(&answer.status) {
+        return Ok(());
+    }
+    match oauth_error(&answer.body) {
+        Some(e) => Err(Failure::OAuth(e)),
+        None => Err(Failure::Unavailable(format!(
+            "{} answered HTTP {}",
+            post.url, answer.status
+        ))),
+    }
+}
+
+/// What a token endpoint's answer means.
+pub fn token_answer(url: &str, answer: &Answer) -> Result<TokenResponse, Failure> {
+    let status = answer.status;
+    if (200..300).contains(&status) {
+        return parse_token_response(&answer.body)
+            .map_err(|what| Failure::Unavailable(format!("{url} answered {what}")));
+    }
+    match oauth_error(&answer.body) {
+        Some(e) => Err(Failure::OAuth(e)),
+        // RFC 6749 §5.2 lets a server answer a failed client authentication
+        // with a bare 401.
+        None if status == 401 => Err(Failure::OAuth(OAuthError {
+            error: "invalid_client".into(),
+            description: Some(format!("{url} answered HTTP 401 without an OAuth error body")),
+        })),
+        None if status == 404 || status == 405 => Err(Failure::Unavailable(format!(
+            "{url} answered HTTP {status}: is the OAuth URL right?"
+        ))),
+        None => Err(Failure::Unavailable(format!(
+            "{url} answered HTTP {status} without an OAuth error"
+        ))),
     }
 }
 
 /// `Retry-After` in seconds (RFC 9110 §10.2.3), at most [`MAX_RETRY_AFTER`].
 /// The HTTP-date form is treated as absent: the default backoff applies.
-fn retry_after(response: &Response) -> Option<Duration> {
+fn retry_after(response: &reqwest::blocking::Response) -> Option<Duration> {
     let secs: u64 = response
         .headers()
         .get(reqwest::header::RETRY_AFTER)?
@@ -249,10 +366,10 @@ pub fn parse_token_response(body: &[u8]) -> Result<TokenResponse, String> {
     .or_else(|| expires_in_from_jwt(&access_token))
     .ok_or_else(|| "a token response without a positive `expires_in`".to_string())?;
     Ok(TokenResponse {
-        access_token: Secret::new(access_token),
+        access_token: AccessToken::new(access_token),
         token_type: "Bearer".into(),
         expires_in,
-        refresh_token: string(&map, "refresh_token")?.map(Secret::new),
+        refresh_token: string(&map, "refresh_token")?.map(RefreshToken::new),
         scope: string(&map, "scope")?,
     })
 }

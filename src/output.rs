@@ -1,12 +1,25 @@
-//! The `get` output formats (CONTRACT.md, "Commands"): exactly one line each.
+//! The `get` output formats: exactly one line each.
 
+use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::cli::Format;
 use crate::error::{Error, Result};
-use crate::store::AccessToken;
+use crate::store::Access;
+
+/// How `get` prints the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// {"access_token":…,"token_type":"Bearer","expires_at":…,"expires_in":…}
+    Json,
+    /// The bare token and a newline
+    Raw,
+    /// `Authorization: Bearer <token>`, for `curl -H @-`
+    Header,
+    /// A Kubernetes ExecCredential (client.authentication.k8s.io/v1 or v1beta1)
+    ExecCredential,
+}
 
 /// `client.authentication.k8s.io` versions whose ExecCredential we can write.
 const EXEC_API_VERSIONS: [&str; 2] = [
@@ -16,7 +29,7 @@ const EXEC_API_VERSIONS: [&str; 2] = [
 
 /// The token in `format`, ending in a newline. `exec_info` is the value of
 /// `KUBERNETES_EXEC_INFO`, if set.
-pub fn render(format: Format, access: &AccessToken, now: OffsetDateTime, exec_info: Option<&str>) -> Result<String> {
+pub fn render(format: Format, access: &Access, now: OffsetDateTime, exec_info: Option<&str>) -> Result<String> {
     let token = access.token.expose();
     let mut out = match format {
         Format::Raw => token.to_string(),
@@ -127,12 +140,12 @@ pub fn exec_info_forbids_interaction(exec_info: Option<&str>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secret::Secret;
+    use crate::secret::AccessToken;
     use time::macros::datetime;
 
-    fn token() -> AccessToken {
-        AccessToken {
-            token: Secret::new("tok"),
+    fn token() -> Access {
+        Access {
+            token: AccessToken::new("tok"),
             token_type: "Bearer".into(),
             obtained_at: datetime!(2026-11-26 09:27:28.5 UTC),
             expires_at: datetime!(2026-11-26 10:27:28.5 UTC),

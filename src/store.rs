@@ -12,6 +12,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -19,23 +20,32 @@ use time::OffsetDateTime;
 
 use crate::config::Settings;
 use crate::error::{Error, Result};
-use crate::secret::Secret;
+use crate::report;
+use crate::secret::{AccessToken, RefreshToken};
+
+/// The store file format this binary writes. Files without a version were
+/// written before versions existed and read as this one; a file with a newer
+/// version is refused and never overwritten.
+pub const FORMAT_VERSION: u32 = 1;
 
 /// What one profile's file holds. Tokens are bound to the client id and OAuth
 /// URL they were issued for; a file for another client or URL reads as empty.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Tokens {
+    #[serde(default)]
+    pub version: u32,
     pub client_id: String,
     pub oauth_url: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub refresh_token: Option<Secret>,
+    pub refresh_token: Option<RefreshToken>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub access: Option<AccessToken>,
+    pub access: Option<Access>,
 }
 
+/// An access token and what we know about it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AccessToken {
-    pub token: Secret,
+pub struct Access {
+    pub token: AccessToken,
     pub token_type: String,
     #[serde(with = "time::serde::rfc3339")]
     pub obtained_at: OffsetDateTime,
@@ -49,7 +59,7 @@ pub struct AccessToken {
     pub env_refresh_digest: Option<String>,
 }
 
-impl AccessToken {
+impl Access {
     /// Seconds of validity left at `now` (negative once expired).
     pub fn seconds_left(&self, now: OffsetDateTime) -> i64 {
         (self.expires_at - now).whole_seconds()
@@ -68,15 +78,16 @@ impl AccessToken {
 impl Tokens {
     pub fn empty(settings: &Settings) -> Self {
         Tokens {
-            client_id: settings.client_id.clone(),
-            oauth_url: settings.oauth_url.clone(),
+            version: FORMAT_VERSION,
+            client_id: settings.client.id.clone(),
+            oauth_url: settings.client.endpoints.base.clone(),
             refresh_token: None,
             access: None,
         }
     }
 
     fn belongs_to(&self, settings: &Settings) -> bool {
-        self.client_id == settings.client_id && self.oauth_url == settings.oauth_url
+        self.client_id == settings.client.id && self.oauth_url == settings.client.endpoints.base
     }
 }
 
@@ -117,21 +128,32 @@ impl Store {
     /// The profile's tokens, or empty ones when there are none, they belong to
     /// another client, or the file is unreadable (reported as a warning:
     /// a corrupt store must never stop the user from logging in again).
-    pub fn load(&self, settings: &Settings) -> Tokens {
+    /// A file written by a newer lightfi-token is an error: it is not ours to
+    /// overwrite.
+    pub fn load(&self, settings: &Settings) -> Result<Tokens> {
+        static WARNED: AtomicBool = AtomicBool::new(false);
         let bytes = match fs::read(&self.path) {
             Ok(bytes) => bytes,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Tokens::empty(settings),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Tokens::empty(settings)),
             Err(e) => {
-                crate::warn(&format!(
-                    "cannot read {}: {e}; treating it as empty",
-                    self.path.display()
-                ));
-                return Tokens::empty(settings);
+                report::warn_once(
+                    &WARNED,
+                    &format!("cannot read {}: {e}; treating it as empty", self.path.display()),
+                );
+                return Ok(Tokens::empty(settings));
             }
         };
         match serde_json::from_slice::<Tokens>(&bytes) {
-            Ok(tokens) if tokens.belongs_to(settings) => tokens,
-            Ok(_) => Tokens::empty(settings),
+            Ok(tokens) if tokens.version > FORMAT_VERSION => Err(Error::config(
+                format!(
+                    "the token store {} has format version {}, newer than this lightfi-token knows ({FORMAT_VERSION})",
+                    self.path.display(),
+                    tokens.version
+                ),
+                "upgrade lightfi-token (a newer version wrote this file), or use another --home",
+            )),
+            Ok(tokens) if tokens.belongs_to(settings) => Ok(tokens),
+            Ok(_) => Ok(Tokens::empty(settings)),
             Err(e) => {
                 // serde_json's message names a line and column and the expected
                 // type, never the file's content.
@@ -140,13 +162,16 @@ impl Store {
                 } else {
                     "not valid JSON"
                 };
-                warn_once(&format!(
-                    "the token store {} is corrupt ({what} at line {}, column {}); treating it as empty",
-                    self.path.display(),
-                    e.line(),
-                    e.column()
-                ));
-                Tokens::empty(settings)
+                report::warn_once(
+                    &WARNED,
+                    &format!(
+                        "the token store {} is corrupt ({what} at line {}, column {}); treating it as empty",
+                        self.path.display(),
+                        e.line(),
+                        e.column()
+                    ),
+                );
+                Ok(Tokens::empty(settings))
             }
         }
     }
@@ -197,21 +222,31 @@ impl Store {
         }
     }
 
-    /// Replace the profile's file atomically. Call with the lock held.
+    /// Replace the profile's file atomically: a uniquely named temporary file
+    /// in the same folder (0600), fsynced, renamed over the old one. Call with
+    /// the lock held.
     pub fn save(&self, tokens: &Tokens, _lock: &Lock) -> Result<()> {
         self.ensure_dir()?;
+        let mut tokens = tokens.clone();
+        tokens.version = FORMAT_VERSION;
         let json =
-            serde_json::to_vec_pretty(tokens).map_err(|e| Error::unexpected(format!("cannot encode tokens: {e}")))?;
-        let tmp = self
-            .dir
-            .join(format!(".{}.{}.tmp", self.file_name(), std::process::id()));
-        let written = write_private(&tmp, &json).and_then(|()| fs::rename(&tmp, &self.path));
-        if let Err(e) = written {
-            let _ = fs::remove_file(&tmp);
-            return Err(Error::io("cannot write the token store", &self.path, e));
-        }
+            serde_json::to_vec_pretty(&tokens).map_err(|e| Error::unexpected(format!("cannot encode tokens: {e}")))?;
+        let written = self
+            .write_temp(&json)
+            .and_then(|tmp| tmp.persist(&self.path).map_err(|e| e.error));
+        written.map_err(|e| Error::io("cannot write the token store", &self.path, e))?;
         self.sync_dir();
         Ok(())
+    }
+
+    /// `bytes` in a new private temporary file in the store folder, fsynced.
+    /// Its name is random (`.tmp-XXXXXX`), so no process can find it taken.
+    fn write_temp(&self, bytes: &[u8]) -> io::Result<tempfile::NamedTempFile> {
+        // tempfile creates it 0600 on Unix.
+        let mut tmp = tempfile::Builder::new().prefix(TEMP_PREFIX).tempfile_in(&self.dir)?;
+        tmp.write_all(bytes)?;
+        tmp.as_file().sync_all()?;
+        Ok(tmp)
     }
 
     /// The content of `name`, a private file next to the profiles' tokens,
@@ -231,19 +266,16 @@ impl Store {
         }
         let content = create()?;
         self.ensure_dir()?;
-        let tmp = self.dir.join(format!(".{name}.{}.tmp", std::process::id()));
-        let _ = fs::remove_file(&tmp);
-        write_private(&tmp, &content).map_err(|e| Error::io("cannot write", &tmp, e))?;
-        let placed = match fs::hard_link(&tmp, &path) {
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-            // A file system without hard links: rename, which may replace a
-            // file created at the same instant (then the other process's
-            // content is lost, not half-written).
-            Err(_) => fs::rename(&tmp, &path),
-            Ok(()) => Ok(()),
-        };
-        let _ = fs::remove_file(&tmp);
-        placed.map_err(|e| Error::io("cannot write", &path, e))?;
+        let tmp = self
+            .write_temp(&content)
+            .map_err(|e| Error::io("cannot write in", &self.dir, e))?;
+        // Link, not rename: linking fails when the name exists, so two
+        // processes creating it at once agree on one content.
+        match tmp.persist_noclobber(&path) {
+            Ok(_) => {}
+            Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::io("cannot write", &path, e.error)),
+        }
         self.sync_dir();
         let bytes = fs::read(&path).map_err(|e| Error::io("cannot read", &path, e))?;
         Ok((path, bytes))
@@ -264,13 +296,6 @@ impl Store {
         if let Ok(dir) = File::open(&self.dir) {
             let _ = dir.sync_all();
         }
-    }
-
-    fn file_name(&self) -> String {
-        self.path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
     }
 
     /// Create `<home>/tokens` as 0700 (and `<home>` when missing), and tighten
@@ -312,34 +337,17 @@ fn restrict_to_owner(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A process reads the store up to twice (before and under the lock): say
-/// what is wrong with it once.
-fn warn_once(msg: &str) {
-    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
-        crate::warn(msg);
-    }
-}
-
-/// Write `bytes` to a new file only its owner can read, and fsync it.
-pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut options = OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
-}
+/// Temporary files in the store folder start with this.
+const TEMP_PREFIX: &str = ".tmp-";
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use time::macros::datetime;
 
-    fn token(obtained: OffsetDateTime, expires: OffsetDateTime) -> AccessToken {
-        AccessToken {
-            token: Secret::new("t"),
+    fn token(obtained: OffsetDateTime, expires: OffsetDateTime) -> Access {
+        Access {
+            token: AccessToken::new("t"),
             token_type: "Bearer".into(),
             obtained_at: obtained,
             expires_at: expires,
@@ -360,5 +368,57 @@ mod tests {
         assert!(long.is_fresh(t0 + Duration::from_secs(3200), 300));
         assert!(!long.is_fresh(t0 + Duration::from_secs(3400), 300));
         assert!(!long.is_fresh(t0 + Duration::from_secs(4000), 0));
+    }
+
+    fn settings(home: &Path) -> Settings {
+        Settings::for_tests(home, "https://idp.example/oauth2")
+    }
+
+    #[test]
+    fn files_carry_a_version_and_older_ones_are_read() {
+        let home = tempfile::tempdir().unwrap();
+        let s = settings(home.path());
+        let store = Store::new(&s);
+        let lock = store.lock(Duration::from_secs(1)).unwrap();
+        let mut tokens = Tokens::empty(&s);
+        tokens.refresh_token = Some(RefreshToken::new("r"));
+        store.save(&tokens, &lock).unwrap();
+        let saved: serde_json::Value = serde_json::from_slice(&fs::read(store.path()).unwrap()).unwrap();
+        assert_eq!(saved["version"], FORMAT_VERSION);
+        // Written before versions existed: no `version` key.
+        let legacy = r#"{"client_id":"client","oauth_url":"https://idp.example/oauth2","refresh_token":"old"}"#;
+        fs::write(store.path(), legacy).unwrap();
+        assert_eq!(store.load(&s).unwrap().refresh_token, Some(RefreshToken::new("old")));
+    }
+
+    #[test]
+    fn a_newer_format_is_refused_and_never_overwritten() {
+        let home = tempfile::tempdir().unwrap();
+        let s = settings(home.path());
+        let store = Store::new(&s);
+        let lock = store.lock(Duration::from_secs(1)).unwrap();
+        let newer =
+            r#"{"version":99,"client_id":"client","oauth_url":"https://idp.example/oauth2","refresh_token":"r"}"#;
+        fs::write(store.path(), newer).unwrap();
+        let err = store.load(&s).unwrap_err();
+        assert_eq!(err.exit_code(), 4);
+        assert!(err.to_string().contains("version 99"), "{err}");
+        assert_eq!(fs::read_to_string(store.path()).unwrap(), newer);
+        drop(lock);
+    }
+
+    #[test]
+    fn saving_leaves_no_temporary_file() {
+        let home = tempfile::tempdir().unwrap();
+        let s = settings(home.path());
+        let store = Store::new(&s);
+        let lock = store.lock(Duration::from_secs(1)).unwrap();
+        store.save(&Tokens::empty(&s), &lock).unwrap();
+        store.save(&Tokens::empty(&s), &lock).unwrap();
+        let names: Vec<String> = fs::read_dir(home.path().join("tokens"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().all(|n| !n.starts_with(TEMP_PREFIX)), "{names:?}");
     }
 }

@@ -1,6 +1,7 @@
-//! Getting a valid access token: the cached path, then one refresh under the
-//! profile's lock, then (when allowed) an interactive login. Also importing a
-//! refresh token and logging out, which change the same store the same way.
+//! The engine: a valid access token for the profile — from the cache, else
+//! under the profile's lock: re-read, refresh, or log in — and the only
+//! module that writes the token store. Commands call it; the login flow and
+//! the OAuth requests return what the server answered and never store.
 
 use std::io::IsTerminal;
 
@@ -9,9 +10,11 @@ use time::OffsetDateTime;
 
 use crate::config::Settings;
 use crate::error::{Error, Result};
-use crate::oauth::{Failure, OAuthClient, TokenResponse};
-use crate::secret::Secret;
-use crate::store::{AccessToken, Lock, Store, Tokens};
+use crate::login::{self, LoginOptions};
+use crate::oauth::{self, Failure, TokenResponse, Transport};
+use crate::report;
+use crate::secret::{AccessToken, RefreshToken};
+use crate::store::{Access, Lock, Store, Tokens};
 
 /// The `--min-valid` default, also used by `git-credential`, `exec` and `serve`.
 pub const DEFAULT_MIN_VALID: u64 = 300;
@@ -50,18 +53,18 @@ fn running_in_ci() -> bool {
 /// Otherwise, with the lock held: re-read (another process may have just
 /// refreshed), refresh, or log in, and write the result — so N concurrent
 /// callers cause one token request or one browser login.
-pub fn obtain(settings: &Settings, want: Want) -> Result<AccessToken> {
+pub fn obtain(settings: &Settings, transport: &dyn Transport, want: Want) -> Result<Access> {
     let store = Store::new(settings);
     let env_digest = settings.env_refresh_token.as_ref().map(digest);
     let now = OffsetDateTime::now_utc();
     if !want.force_refresh
-        && let Some(access) = cached(&store.load(settings), env_digest.as_deref(), now, want.min_valid)
+        && let Some(access) = cached(&store.load(settings)?, env_digest.as_deref(), now, want.min_valid)
     {
         return Ok(access);
     }
 
     let lock = store.lock(settings.lock_timeout)?;
-    let mut tokens = store.load(settings);
+    let mut tokens = store.load(settings)?;
     let now = OffsetDateTime::now_utc();
     if !want.force_refresh
         && let Some(access) = cached(&tokens, env_digest.as_deref(), now, want.min_valid)
@@ -71,6 +74,10 @@ pub fn obtain(settings: &Settings, want: Want) -> Result<AccessToken> {
     // Waited for another process: if it was logging in and that login failed
     // (cancelled, timed out), do not start a second one — one login per wave.
     let may_log_in = want.may_interact && !lock.waited() && interaction_allowed(settings);
+    let log_in = |store: &Store, lock: &Lock| {
+        let options = LoginOptions::default();
+        log_in_locked(settings, transport, store, lock, options)
+    };
 
     let refresh_token = settings
         .env_refresh_token
@@ -79,7 +86,7 @@ pub fn obtain(settings: &Settings, want: Want) -> Result<AccessToken> {
         .cloned();
     let Some(refresh_token) = refresh_token else {
         if may_log_in {
-            return crate::login::login(settings, &store, &lock);
+            return log_in(&store, &lock);
         }
         let msg = if lock.waited() && want.may_interact {
             format!(
@@ -92,7 +99,7 @@ pub fn obtain(settings: &Settings, want: Want) -> Result<AccessToken> {
         return Err(Error::LoginRequired { msg });
     };
 
-    match OAuthClient::new(settings)?.refresh(&refresh_token) {
+    match oauth::token(transport, &oauth::refresh_request(&settings.client, &refresh_token)) {
         Ok(response) => keep(&store, &lock, &mut tokens, response, env_digest),
         Err(Failure::OAuth(e)) if e.error == "invalid_grant" => {
             if settings.env_refresh_token.is_some() {
@@ -108,8 +115,8 @@ pub fn obtain(settings: &Settings, want: Want) -> Result<AccessToken> {
             tokens.access = None;
             store.save(&tokens, &lock)?;
             if may_log_in {
-                crate::warn(&format!("the stored login was rejected ({e}); logging in again"));
-                return crate::login::login(settings, &store, &lock);
+                report::warn(&format!("the stored login was rejected ({e}); logging in again"));
+                return log_in(&store, &lock);
             }
             Err(Error::RefreshRejected(e))
         }
@@ -122,7 +129,7 @@ pub fn obtain(settings: &Settings, want: Want) -> Result<AccessToken> {
             if let Some(access) = cached(&tokens, env_digest.as_deref(), now, 0)
                 && matches!(err, Error::ServerUnavailable { .. })
             {
-                crate::warn(&format!(
+                report::warn(&format!(
                     "{err}; using the cached access token, which expires in {} s",
                     access.seconds_left(now)
                 ));
@@ -133,9 +140,46 @@ pub fn obtain(settings: &Settings, want: Want) -> Result<AccessToken> {
     }
 }
 
+/// `lightfi-token login`: log in now, whatever is stored, and store the result.
+pub fn log_in(settings: &Settings, transport: &dyn Transport, options: LoginOptions) -> Result<Access> {
+    let store = Store::new(settings);
+    let lock = store.lock(settings.lock_timeout)?;
+    log_in_locked(settings, transport, &store, &lock, options)
+}
+
+/// Run the browser login with the lock held, store what it gave, and only
+/// then tell the browser how it ended.
+fn log_in_locked(
+    settings: &Settings,
+    transport: &dyn Transport,
+    store: &Store,
+    lock: &Lock,
+    options: LoginOptions,
+) -> Result<Access> {
+    let (exchanged, finish) = login::run(settings, transport, options)?;
+    let result = exchanged.and_then(|response| {
+        if response.refresh_token.is_none() {
+            report::warn(
+                "the server issued no refresh token: you will have to log in again when this access token expires",
+            );
+        }
+        // A login replaces whatever was stored for the profile.
+        let mut tokens = Tokens::empty(settings);
+        keep(store, lock, &mut tokens, response, None)
+    });
+    finish.tell_browser(result.as_ref().map(|_| ()).map_err(ToString::to_string));
+    let access = result?;
+    report::note(&format!(
+        "logged in (profile `{}`); access token valid until {}",
+        settings.profile,
+        crate::output::rfc3339(access.expires_at)
+    ));
+    Ok(access)
+}
+
 /// The cached access token, if it is fresh enough and was obtained with the
 /// refresh token now in use (store or `LIGHTFI_REFRESH_TOKEN`).
-fn cached(tokens: &Tokens, env_digest: Option<&str>, now: OffsetDateTime, min_valid: u64) -> Option<AccessToken> {
+fn cached(tokens: &Tokens, env_digest: Option<&str>, now: OffsetDateTime, min_valid: u64) -> Option<Access> {
     let access = tokens.access.as_ref()?;
     (access.env_refresh_digest.as_deref() == env_digest && access.is_fresh(now, min_valid)).then(|| access.clone())
 }
@@ -144,16 +188,16 @@ fn cached(tokens: &Tokens, env_digest: Option<&str>, now: OffsetDateTime, min_va
 /// A response without `refresh_token` keeps the stored one; a response with
 /// one (rotation, RFC 6749 §6) replaces it. `env_digest` is set when the
 /// refresh used `LIGHTFI_REFRESH_TOKEN`, which is never stored.
-pub fn keep(
+fn keep(
     store: &Store,
     lock: &Lock,
     tokens: &mut Tokens,
     response: TokenResponse,
     env_digest: Option<String>,
-) -> Result<AccessToken> {
+) -> Result<Access> {
     let now = OffsetDateTime::now_utc();
     let now = now.replace_nanosecond(0).unwrap_or(now);
-    let access = AccessToken {
+    let access = Access {
         token: response.access_token,
         token_type: response.token_type,
         obtained_at: now,
@@ -162,7 +206,7 @@ pub fn keep(
         env_refresh_digest: env_digest.clone(),
     };
     match (response.refresh_token, env_digest) {
-        (Some(_), Some(_)) => crate::warn(
+        (Some(_), Some(_)) => report::warn(
             "the server rotated LIGHTFI_REFRESH_TOKEN, so it will not work again; \
              this client needs refresh-token rotation off to be used from CI",
         ),
@@ -179,7 +223,7 @@ pub fn keep(
 ///
 /// With `rejected`, only that token is forgotten: if another process has
 /// stored a newer one meanwhile, it stays. Returns whether a token was dropped.
-pub fn forget_access(settings: &Settings, rejected: Option<&Secret>) -> Result<bool> {
+pub fn forget_access(settings: &Settings, rejected: Option<&AccessToken>) -> Result<bool> {
     let store = Store::new(settings);
     let matches = |tokens: &Tokens| {
         tokens
@@ -188,11 +232,11 @@ pub fn forget_access(settings: &Settings, rejected: Option<&Secret>) -> Result<b
             .is_some_and(|a| rejected.is_none_or(|r| *r == a.token))
     };
     // Nothing cached, or not the rejected token: no lock, no write.
-    if !matches(&store.load(settings)) {
+    if !matches(&store.load(settings)?) {
         return Ok(false);
     }
     let lock = store.lock(settings.lock_timeout)?;
-    let mut tokens = store.load(settings);
+    let mut tokens = store.load(settings)?;
     if !matches(&tokens) {
         return Ok(false);
     }
@@ -202,53 +246,269 @@ pub fn forget_access(settings: &Settings, rejected: Option<&Secret>) -> Result<b
 }
 
 /// `login --refresh-token-stdin`: check the token with one refresh, then store it.
-pub fn import(settings: &Settings, refresh_token: Secret) -> Result<AccessToken> {
+pub fn import(settings: &Settings, transport: &dyn Transport, refresh_token: RefreshToken) -> Result<Access> {
     let store = Store::new(settings);
     let lock = store.lock(settings.lock_timeout)?;
-    let response = OAuthClient::new(settings)?
-        .refresh(&refresh_token)
-        .map_err(|f| match f.into_refresh_error() {
+    let response = oauth::token(transport, &oauth::refresh_request(&settings.client, &refresh_token)).map_err(|f| {
+        match f.into_refresh_error() {
             Error::RefreshRejected(e) => Error::LoginFailed {
                 msg: format!("the server rejected that refresh token ({e}); nothing was stored"),
                 hint: "check that it was issued for this client id, or run `lightfi-token login`".into(),
             },
             other => other,
-        })?;
+        }
+    })?;
     let mut tokens = Tokens::empty(settings);
     tokens.refresh_token = Some(refresh_token);
     keep(&store, &lock, &mut tokens, response, None)
 }
 
+/// What [`log_out`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LoggedOut {
+    /// The refresh token was revoked at the server and the tokens deleted.
+    Revoked,
+    /// The stored tokens were deleted (not revoked: asked not to, or it failed).
+    Deleted,
+    /// Nothing was stored.
+    NothingStored,
+}
+
 /// `logout`: revoke the stored refresh token (RFC 7009), then delete the
 /// profile's tokens — also when revocation fails, with a warning.
-pub fn logout(settings: &Settings, revoke: bool) -> Result<()> {
+pub fn log_out(settings: &Settings, transport: &dyn Transport, revoke: bool) -> Result<LoggedOut> {
     let store = Store::new(settings);
     let lock = store.lock(settings.lock_timeout)?;
-    let tokens = store.load(settings);
+    let tokens = store.load(settings)?;
     let mut revoked = false;
     if let (true, Some(refresh_token)) = (revoke, &tokens.refresh_token) {
-        match OAuthClient::new(settings)?.revoke(refresh_token) {
+        match oauth::revoke(transport, &oauth::revoke_request(&settings.client, refresh_token)) {
             Ok(()) => revoked = true,
-            Err(Failure::OAuth(e)) => crate::warn(&format!(
+            Err(Failure::OAuth(e)) => report::warn(&format!(
                 "the server refused to revoke the refresh token ({e}); deleting it here anyway"
             )),
-            Err(Failure::Unavailable(why)) => crate::warn(&format!(
+            Err(Failure::Unavailable(why)) => report::warn(&format!(
                 "could not revoke the refresh token ({why}); deleting it here anyway"
             )),
         }
     }
     let deleted = store.delete(&lock)?;
-    let profile = &settings.profile;
-    match (deleted, revoked) {
-        (_, true) => eprintln!("lightfi-token: logged out of profile `{profile}`: refresh token revoked and deleted"),
-        (true, false) => eprintln!("lightfi-token: logged out of profile `{profile}`: stored tokens deleted"),
-        (false, false) => eprintln!("lightfi-token: profile `{profile}` has no stored tokens; nothing to do"),
-    }
-    Ok(())
+    Ok(match (deleted, revoked) {
+        (_, true) => LoggedOut::Revoked,
+        (true, false) => LoggedOut::Deleted,
+        (false, false) => LoggedOut::NothingStored,
+    })
 }
 
 /// A short digest identifying `LIGHTFI_REFRESH_TOKEN` without storing it.
-fn digest(secret: &Secret) -> String {
+fn digest(secret: &RefreshToken) -> String {
     let hash = Sha256::digest(secret.expose().as_bytes());
     hash[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::collections::VecDeque;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::oauth::{Answer, FormPost};
+
+    /// A token endpoint in process: answers from a script and records what it was sent.
+    struct Scripted {
+        answers: RefCell<VecDeque<Result<Answer, String>>>,
+        sent: RefCell<Vec<Vec<(&'static str, String)>>>,
+        pauses: RefCell<Vec<Duration>>,
+    }
+
+    impl Scripted {
+        fn new(answers: impl IntoIterator<Item = Result<Answer, String>>) -> Self {
+            Scripted {
+                answers: RefCell::new(answers.into_iter().collect()),
+                sent: RefCell::default(),
+                pauses: RefCell::default(),
+            }
+        }
+        fn field(&self, request: usize, name: &str) -> Option<String> {
+            let sent = self.sent.borrow();
+            sent[request].iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone())
+        }
+    }
+
+    impl Transport for Scripted {
+        fn send(&self, post: &FormPost) -> Result<Answer, String> {
+            self.sent.borrow_mut().push(post.form.clone());
+            self.answers.borrow_mut().pop_front().expect("an answer was scripted")
+        }
+        fn pause(&self, duration: Duration) {
+            self.pauses.borrow_mut().push(duration);
+        }
+    }
+
+    fn answer(status: u16, body: &str) -> Result<Answer, String> {
+        Ok(Answer {
+            status,
+            retry_after: None,
+            body: body.as_bytes().to_vec(),
+        })
+    }
+
+    fn fresh(access: &str, refresh: Option<&str>) -> Result<Answer, String> {
+        let refresh = refresh
+            .map(|r| format!(r#","refresh_token":"{r}""#))
+            .unwrap_or_default();
+        answer(
+            200,
+            &format!(r#"{{"access_token":"{access}","token_type":"Bearer","expires_in":3600{refresh}}}"#),
+        )
+    }
+
+    fn settings(home: &std::path::Path) -> Settings {
+        Settings::for_tests(home, "http://127.0.0.1:9/oauth2")
+    }
+
+    /// Store a refresh token and an access token that expires in `expires_in` seconds.
+    fn seed(settings: &Settings, refresh: &str, access_expires_in: Option<i64>) {
+        let store = Store::new(settings);
+        let lock = store.lock(Duration::from_secs(1)).unwrap();
+        let mut tokens = Tokens::empty(settings);
+        tokens.refresh_token = Some(RefreshToken::new(refresh));
+        let now = OffsetDateTime::now_utc();
+        tokens.access = access_expires_in.map(|secs| Access {
+            token: AccessToken::new("cached"),
+            token_type: "Bearer".into(),
+            obtained_at: now - time::Duration::seconds(3600 - secs),
+            expires_at: now + time::Duration::seconds(secs),
+            scope: None,
+            env_refresh_digest: None,
+        });
+        store.save(&tokens, &lock).unwrap();
+    }
+
+    fn stored(settings: &Settings) -> Tokens {
+        Store::new(settings).load(settings).unwrap()
+    }
+
+    const WANT: Want = Want {
+        min_valid: DEFAULT_MIN_VALID,
+        force_refresh: false,
+        may_interact: false,
+    };
+
+    #[test]
+    fn a_fresh_cached_token_is_returned_without_a_request() {
+        let home = tempfile::tempdir().unwrap();
+        let s = settings(home.path());
+        seed(&s, "r0", Some(3000));
+        let server = Scripted::new([]);
+        assert_eq!(obtain(&s, &server, WANT).unwrap().token.expose(), "cached");
+        assert!(server.sent.borrow().is_empty());
+    }
+
+    #[test]
+    fn a_stale_token_is_refreshed_once_and_the_refresh_token_kept() {
+        let home = tempfile::tempdir().unwrap();
+        let s = settings(home.path());
+        seed(&s, "r0", Some(100));
+        let server = Scripted::new([fresh("new", None)]);
+        assert_eq!(obtain(&s, &server, WANT).unwrap().token.expose(), "new");
+        assert_eq!(server.field(0, "grant_type").as_deref(), Some("refresh_token"));
+        assert_eq!(server.field(0, "refresh_token").as_deref(), Some("r0"));
+        let tokens = stored(&s);
+        assert_eq!(tokens.refresh_token, Some(RefreshToken::new("r0")));
+        assert_eq!(tokens.access.unwrap().token.expose(), "new");
+        // And now it is cached.
+        assert_eq!(obtain(&s, &server, WANT).unwrap().token.expose(), "new");
+        assert_eq!(server.sent.borrow().len(), 1);
+    }
+
+    #[test]
+    fn a_rotated_refresh_token_replaces_the_stored_one() {
+        let home = tempfile::tempdir().unwrap();
+        let s = settings(home.path());
+        seed(&s, "r0", None);
+        let server = Scripted::new([fresh("a1", Some("r1")), fresh("a2", Some("r2"))]);
+        obtain(&s, &server, WANT).unwrap();
+        let force = Want {
+            force_refresh: true,
+            ..WANT
+        };
+        obtain(&s, &server, force).unwrap();
+        assert_eq!(server.field(1, "refresh_token").as_deref(), Some("r1"));
+        assert_eq!(stored(&s).refresh_token, Some(RefreshToken::new("r2")));
+    }
+
+    #[test]
+    fn invalid_grant_forgets_the_login_and_asks_for_one() {
+        let home = tempfile::tempdir().unwrap();
+        let s = settings(home.path());
+        seed(&s, "r0", Some(100));
+        let server = Scripted::new([answer(400, r#"{"error":"invalid_grant"}"#)]);
+        let err = obtain(&s, &server, WANT).unwrap_err();
+        assert!(matches!(err, Error::RefreshRejected(_)), "{err:?}");
+        assert_eq!(err.exit_code(), 3);
+        let tokens = stored(&s);
+        assert!(tokens.refresh_token.is_none() && tokens.access.is_none());
+    }
+
+    #[test]
+    fn invalid_client_is_a_configuration_error_that_keeps_the_login() {
+        let home = tempfile::tempdir().unwrap();
+        let s = settings(home.path());
+        seed(&s, "r0", None);
+        let server = Scripted::new([answer(400, r#"{"error":"invalid_client"}"#)]);
+        assert_eq!(obtain(&s, &server, WANT).unwrap_err().exit_code(), 4);
+        assert_eq!(stored(&s).refresh_token, Some(RefreshToken::new("r0")));
+    }
+
+    #[test]
+    fn a_failing_server_retries_then_falls_back_to_the_valid_cached_token() {
+        let home = tempfile::tempdir().unwrap();
+        let s = settings(home.path());
+        seed(&s, "r0", Some(100));
+        let server = Scripted::new([answer(503, ""), Err("connection reset".into()), answer(502, "")]);
+        let access = obtain(&s, &server, WANT).unwrap();
+        assert_eq!(access.token.expose(), "cached");
+        assert_eq!(server.sent.borrow().len(), 3, "one try and two retries");
+        assert_eq!(
+            *server.pauses.borrow(),
+            [Duration::from_millis(500), Duration::from_millis(1000)]
+        );
+        assert_eq!(stored(&s).refresh_token, Some(RefreshToken::new("r0")));
+    }
+
+    #[test]
+    fn a_failing_server_without_a_valid_token_is_exit_5_and_keeps_the_login() {
+        let home = tempfile::tempdir().unwrap();
+        let s = settings(home.path());
+        seed(&s, "r0", Some(-10));
+        let server = Scripted::new([answer(500, ""), answer(500, ""), answer(200, "<html>")]);
+        let err = obtain(&s, &server, WANT).unwrap_err();
+        assert_eq!(err.exit_code(), 5, "{err}");
+        assert_eq!(stored(&s).refresh_token, Some(RefreshToken::new("r0")));
+    }
+
+    #[test]
+    fn retry_after_is_honoured() {
+        let home = tempfile::tempdir().unwrap();
+        let s = settings(home.path());
+        seed(&s, "r0", None);
+        let busy = Ok(Answer {
+            status: 429,
+            retry_after: Some(Duration::from_secs(2)),
+            body: vec![],
+        });
+        let server = Scripted::new([busy, fresh("a", None)]);
+        obtain(&s, &server, WANT).unwrap();
+        assert_eq!(*server.pauses.borrow(), [Duration::from_secs(2)]);
+    }
+
+    #[test]
+    fn without_a_refresh_token_and_no_terminal_a_login_is_required() {
+        let home = tempfile::tempdir().unwrap();
+        let s = settings(home.path());
+        let err = obtain(&s, &Scripted::new([]), WANT).unwrap_err();
+        assert!(matches!(err, Error::LoginRequired { .. }), "{err:?}");
+    }
 }

@@ -1,16 +1,36 @@
-//! `status`: what is stored for the profile, and who the access token says
-//! the user is. Claims are decoded without verifying the signature: this is a
-//! display for a person, never a security decision. No token is ever printed.
+//! `lightfi-token status`: what is stored for the profile, and who the
+//! access token says the user is. Claims are decoded without verifying the
+//! signature: this is a display for a person, never a security decision.
+//! No token is ever printed. Exits 3 when not logged in, so scripts can ask.
 
 use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::config::Settings;
+use crate::error::{Error, Result};
 use crate::output::rfc3339;
+use crate::report;
 use crate::store::Store;
 
+pub fn run(settings: &Settings, json: bool) -> Result<()> {
+    let status = status(settings)?;
+    let text = if json {
+        serde_json::to_string(&status).map_err(|e| Error::unexpected(e.to_string()))? + "\n"
+    } else {
+        render_text(&status)
+    };
+    report::print(text.as_bytes())?;
+    if status.logged_in() {
+        Ok(())
+    } else {
+        Err(Error::LoginRequired {
+            msg: format!("not logged in (profile `{}`)", settings.profile),
+        })
+    }
+}
+
 #[derive(Debug, Serialize)]
-pub struct Status {
+struct Status {
     pub profile: String,
     pub store: String,
     pub client_id: String,
@@ -23,7 +43,7 @@ pub struct Status {
 }
 
 #[derive(Debug, Serialize)]
-pub struct AccessStatus {
+struct AccessStatus {
     pub expires_at: String,
     pub expires_in: i64,
     pub valid: bool,
@@ -31,14 +51,14 @@ pub struct AccessStatus {
 
 impl Status {
     /// Logged in: a refresh token, or an access token that still works.
-    pub fn logged_in(&self) -> bool {
+    fn logged_in(&self) -> bool {
         self.refresh_token.is_some() || self.access_token.as_ref().is_some_and(|a| a.valid)
     }
 }
 
-pub fn status(settings: &Settings) -> Status {
+fn status(settings: &Settings) -> Result<Status> {
     let store = Store::new(settings);
-    let tokens = store.load(settings);
+    let tokens = store.load(settings)?;
     let now = OffsetDateTime::now_utc();
     let refresh_token = if settings.env_refresh_token.is_some() {
         Some("LIGHTFI_REFRESH_TOKEN")
@@ -52,19 +72,19 @@ pub fn status(settings: &Settings) -> Status {
     let user = claims.as_ref().and_then(|c| {
         ["username", "cognito:username", "email", "sub"]
             .iter()
-            .find_map(|k| c.get(*k)?.as_str().map(str::to_string))
+            .find_map(|k| c.get(*k)?.as_str().map(report::sanitize))
     });
     let scopes = claims
         .as_ref()
-        .and_then(|c| c.get("scope")?.as_str().map(str::to_string))
+        .and_then(|c| c.get("scope")?.as_str().map(report::sanitize))
         .or_else(|| tokens.access.as_ref().and_then(|a| a.scope.clone()))
         .map(|s| s.split_whitespace().map(str::to_string).collect())
         .unwrap_or_default();
-    Status {
+    Ok(Status {
         profile: settings.profile.clone(),
         store: store.path().display().to_string(),
-        client_id: settings.client_id.clone(),
-        oauth_url: settings.oauth_url.clone(),
+        client_id: settings.client.id.clone(),
+        oauth_url: settings.client.endpoints.base.clone(),
         refresh_token,
         access_token: tokens.access.as_ref().map(|a| AccessStatus {
             expires_at: rfc3339(a.expires_at),
@@ -73,10 +93,10 @@ pub fn status(settings: &Settings) -> Status {
         }),
         user,
         scopes,
-    }
+    })
 }
 
-pub fn render_text(s: &Status) -> String {
+fn render_text(s: &Status) -> String {
     let refresh = match s.refresh_token {
         Some("store") => "stored".to_string(),
         Some(source) => format!("from {source}"),

@@ -14,11 +14,12 @@
 
 use std::ffi::{OsStr, OsString};
 use std::io;
-use std::process::Command;
 
 use crate::config::Settings;
 use crate::error::{Error, Result};
+use crate::oauth::Http;
 use crate::output;
+use crate::process;
 use crate::token::{self, Want};
 
 /// Run `command` (program and arguments) with the token; returns only on failure.
@@ -34,14 +35,12 @@ pub fn run(settings: &Settings, command: &[OsString]) -> Result<()> {
         force_refresh: false,
         may_interact: true,
     };
-    let access = token::obtain(settings, want)?;
-    let mut cmd = Command::new(program);
+    let access = token::obtain(settings, &Http::new(settings.http_timeout), want)?;
+    // The command needs the access token, not what can mint new ones.
+    let mut cmd = process::command(program);
     cmd.args(args)
         .env("LIGHTFI_ACCESS_TOKEN", access.token.expose())
-        .env("LIGHTFI_TOKEN_EXPIRES_AT", output::rfc3339(access.expires_at))
-        // The command needs the access token, not what can mint new ones.
-        .env_remove("LIGHTFI_REFRESH_TOKEN")
-        .env_remove("LIGHTFI_CLIENT_SECRET");
+        .env("LIGHTFI_TOKEN_EXPIRES_AT", output::rfc3339(access.expires_at));
 
     #[cfg(unix)]
     {

@@ -1,0 +1,18 @@
+//! `lightfi-token logout`: revoke the refresh token, delete the stored tokens.
+
+use crate::config::Settings;
+use crate::error::Result;
+use crate::oauth::Http;
+use crate::report;
+use crate::token::{self, LoggedOut};
+
+pub fn run(settings: &Settings, revoke: bool) -> Result<()> {
+    let outcome = token::log_out(settings, &Http::new(settings.http_timeout), revoke)?;
+    let profile = &settings.profile;
+    report::note(&match outcome {
+        LoggedOut::Revoked => format!("logged out of profile `{profile}`: refresh token revoked and deleted"),
+        LoggedOut::Deleted => format!("logged out of profile `{profile}`: stored tokens deleted"),
+        LoggedOut::NothingStored => format!("profile `{profile}` has no stored tokens; nothing to do"),
+    });
+    Ok(())
+}

@@ -1,0 +1,35 @@
+//! One file per command: each a short script over the engine (`token`) and
+//! the edges it needs. `main` parses the command line and calls [`run`].
+
+mod exec;
+mod get;
+mod git_credential;
+mod login;
+mod logout;
+mod serve;
+mod status;
+
+use crate::cli::Command;
+use crate::config::{self, Flags};
+use crate::error::Result;
+
+/// Run `command` with the settings `flags` resolve to. Settings are resolved
+/// by each command, so git's `capability` and `store` answer even before a
+/// client id is configured.
+pub fn run(command: Command, flags: Flags) -> Result<()> {
+    let settings = || config::resolve(&flags);
+    match command {
+        Command::GitCredential { action, .. } => git_credential::run(
+            &action,
+            std::io::stdin().lock(),
+            &mut std::io::stdout().lock(),
+            settings,
+        ),
+        Command::Get { args, .. } => get::run(&settings()?, &args),
+        Command::Login { args, .. } => login::run(&settings()?, &args),
+        Command::Logout { no_revoke, .. } => logout::run(&settings()?, !no_revoke),
+        Command::Status { json, .. } => status::run(&settings()?, json),
+        Command::Exec { command, .. } => exec::run(&settings()?, &command),
+        Command::Serve { port, show_key, .. } => serve::run(&settings()?, port, show_key),
+    }
+}

@@ -1,0 +1,112 @@
+//! Starting the user's browser on the authorization URL.
+//!
+//! `$BROWSER` is a list of commands separated by `:`, as xdg-utils reads it
+//! (`firefox:chromium`): the first that starts is used. In each, `%s` is
+//! replaced by the URL, else the URL is appended. Without `$BROWSER`, the
+//! platform's opener. The browser runs with the tool's secret-bearing
+//! variables removed from its environment (`process::command`), and never
+//! on our stdout or stderr.
+
+use std::process::{Command, Stdio};
+
+use crate::process;
+use crate::report;
+
+/// Open `url`. Failure is only a warning: the URL is already on stderr.
+pub fn open(url: &str) {
+    let commands = match std::env::var("BROWSER").ok().filter(|b| !b.trim().is_empty()) {
+        Some(list) => list
+            .split(':')
+            .filter_map(|entry| from_browser_entry(entry, url))
+            .collect(),
+        None => vec![platform_opener(url)],
+    };
+    let mut last_error = None;
+    for mut command in commands {
+        // The browser must not write to our stdout: it carries only the token.
+        // Nor hold our stderr open: a caller reading it to the end would wait
+        // until the browser quits.
+        command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        match command.spawn() {
+            Ok(mut child) => {
+                // Reap it whenever it ends, without waiting for it.
+                std::thread::spawn(move || child.wait());
+                return;
+            }
+            Err(e) => last_error = Some(e),
+        }
+    }
+    let why = last_error.map_or_else(|| "$BROWSER names no command".to_string(), |e| e.to_string());
+    report::warn(&format!(
+        "could not open a browser ({why}); open the address above yourself"
+    ));
+}
+
+/// One `$BROWSER` entry as a command, or None when it is blank.
+fn from_browser_entry(entry: &str, url: &str) -> Option<Command> {
+    let mut words: Vec<String> = entry.split_whitespace().map(str::to_string).collect();
+    if words.is_empty() {
+        return None;
+    }
+    if words.iter().any(|w| w.contains("%s")) {
+        words.iter_mut().for_each(|w| *w = w.replace("%s", url));
+    } else {
+        words.push(url.to_string());
+    }
+    let mut command = process::command(&words[0]);
+    command.args(&words[1..]);
+    Some(command)
+}
+
+fn platform_opener(url: &str) -> Command {
+    let (program, args): (&str, &[&str]) = if cfg!(target_os = "macos") {
+        ("open", &[])
+    } else if cfg!(windows) {
+        // Not `cmd /c start`: cmd would split the URL at `&`.
+        ("rundll32", &["url.dll,FileProtocolHandler"])
+    } else {
+        ("xdg-open", &[])
+    };
+    let mut command = process::command(program);
+    command.args(args).arg(url);
+    command
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(command: &Command) -> Vec<String> {
+        std::iter::once(command.get_program())
+            .chain(command.get_args())
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn browser_entries_take_the_url_at_percent_s_or_at_the_end() {
+        let url = "https://idp.example/authorize?a=1&b=2";
+        assert_eq!(
+            argv(&from_browser_entry("firefox --new-tab", url).unwrap()),
+            ["firefox", "--new-tab", url]
+        );
+        assert_eq!(
+            argv(&from_browser_entry("open -a %s", url).unwrap()),
+            ["open", "-a", url]
+        );
+        assert!(from_browser_entry("  ", url).is_none());
+    }
+
+    #[test]
+    fn browsers_never_inherit_secrets() {
+        let command = from_browser_entry("firefox", "u").unwrap();
+        let removed: Vec<_> = command
+            .get_envs()
+            .filter(|(_, v)| v.is_none())
+            .map(|(k, _)| k.to_string_lossy().into_owned())
+            .collect();
+        for name in process::SECRET_VARS {
+            assert!(removed.iter().any(|r| r == name), "{name}");
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! Interactive login: the authorization-code flow with PKCE (RFC 7636, S256)
+//! and a random `state`, through the browser and a loopback callback
+//! (RFC 8252 §7.3).
+//!
+//! This module runs the flow and returns what the token endpoint answered;
+//! the engine (`token`) stores it and then, through [`Finish`], tells the
+//! browser how the login ended — so the page says "logged in" only once the
+//! tokens are safe, and no page ever shows a token.
+
+mod browser;
+mod callback;
+
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sha2::{Digest, Sha256};
+use url::Url;
+
+use crate::config::Settings;
+use crate::error::{Error, Result};
+use crate::oauth::{self, Failure, TokenResponse, Transport};
+use crate::report;
+use crate::secret::PkceVerifier;
+
+pub use callback::Finish;
+use callback::{Redirect, Wait};
+
+/// How long a browser login may take unless `--timeout` says otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+
+#[derive(Debug, Clone, Copy)]
+pub struct LoginOptions {
+    /// Print the URL only, and also accept the redirected URL pasted on stdin.
+    pub no_browser: bool,
+    pub timeout: Duration,
+}
+
+impl Default for LoginOptions {
+    fn default() -> Self {
+        LoginOptions {
+            no_browser: false,
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+}
+
+/// Run the login up to the code exchange. Returns the exchange's outcome
+/// and the browser tab still waiting to hear how it ended.
+pub fn run(
+    settings: &Settings,
+    transport: &dyn Transport,
+    options: LoginOptions,
+) -> Result<(Result<TokenResponse>, Finish)> {
+    let redirect = Redirect::parse(&settings.redirect_uri, options.no_browser)?;
+    let pkce = Pkce::new()?;
+    let state = random_urlsafe(32)?;
+    let authorize_url = authorize_url(settings, &pkce, &state)?;
+
+    let (events, inbox) = std::sync::mpsc::channel();
+    let listeners = match redirect.listen(&events) {
+        Ok(listeners) => listeners,
+        // Pasting still works when the port is taken.
+        Err(e) if options.no_browser => {
+            report::warn(&e.to_string());
+            callback::Listeners::none()
+        }
+        Err(e) => return Err(e),
+    };
+
+    eprintln!("lightfi-token: log in to LightFi in your browser at this address:\n\n    {authorize_url}\n");
+    if options.no_browser {
+        report::note(&format!(
+            "after logging in, paste the address the browser ends up at (it starts with {}) and press Enter:",
+            settings.redirect_uri
+        ));
+        callback::read_pasted_urls(events.clone());
+    } else {
+        browser::open(authorize_url.as_str());
+    }
+    drop(events);
+
+    let wait = Wait {
+        inbox,
+        redirect: &redirect,
+        state: &state,
+        deadline: Instant::now() + options.timeout,
+    };
+    let (code, reply) = match wait.for_code(options.timeout) {
+        Ok(found) => found,
+        Err(e) => {
+            listeners.stop();
+            return Err(e);
+        }
+    };
+
+    let post = oauth::code_request(&settings.client, &code, &pkce.verifier, &settings.redirect_uri);
+    let exchanged = oauth::token(transport, &post).map_err(|failure| match failure {
+        Failure::OAuth(e) if e.error == "invalid_grant" => Error::LoginFailed {
+            msg: format!("the server rejected the authorization code: {e}"),
+            hint: "codes are single-use and live 5 minutes: run `lightfi-token login` again".into(),
+        },
+        other => other.into_refresh_error(),
+    });
+    Ok((exchanged, Finish::new(reply, listeners)))
+}
+
+/// PKCE (RFC 7636 §4.1–4.2): 32 random bytes → a 43-character verifier;
+/// challenge = BASE64URL(SHA256(verifier)), method S256.
+struct Pkce {
+    verifier: PkceVerifier,
+    challenge: String,
+}
+
+impl Pkce {
+    fn new() -> Result<Pkce> {
+        let verifier = random_urlsafe(32)?;
+        Ok(Pkce {
+            challenge: challenge_for(&verifier),
+            verifier: PkceVerifier::new(verifier),
+        })
+    }
+}
+
+fn challenge_for(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+}
+
+fn random_urlsafe(bytes: usize) -> Result<String> {
+    let mut buf = vec![0u8; bytes];
+    getrandom::fill(&mut buf).map_err(|e| Error::unexpected(format!("no randomness from the system: {e}")))?;
+    Ok(URL_SAFE_NO_PAD.encode(buf))
+}
+
+fn authorize_url(settings: &Settings, pkce: &Pkce, state: &str) -> Result<Url> {
+    let mut url = Url::parse(&settings.client.endpoints.authorize()).map_err(|e| {
+        Error::config(
+            format!("invalid OAuth URL: {e}"),
+            "check --oauth-url / LIGHTFI_OAUTH_URL",
+        )
+    })?;
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &settings.client.id)
+        .append_pair("redirect_uri", &settings.redirect_uri)
+        .append_pair("scope", &settings.scope)
+        .append_pair("state", state)
+        .append_pair("code_challenge", &pkce.challenge)
+        .append_pair("code_challenge_method", "S256");
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pkce_matches_rfc_7636_appendix_b() {
+        assert_eq!(
+            challenge_for("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+        let pkce = Pkce::new().unwrap();
+        assert_eq!(pkce.verifier.expose().len(), 43);
+        assert_eq!(pkce.challenge, challenge_for(pkce.verifier.expose()));
+    }
+}
