@@ -19,8 +19,12 @@ now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 later=$(date -u -d '+1 hour' +%Y-%m-%dT%H:%M:%SZ)
 # A Cognito-sized access token (about 1 KB), valid for an hour.
 token="eyJraWQiOiJiZW5jaCJ9.$(head -c 900 /dev/zero | tr '\0' 'x').sig"
-cat > "$home/tokens/default.json" <<JSON
+# The store is keyed by profile and identity: <profile>@<16 hex digits of
+# SHA-256 over client id, OAuth URL and scope set, each NUL-ended>.json.
+store="$home/tokens/default@$(printf 'bench-client\0http://127.0.0.1:9/oauth2\0aws.cognito.signin.user.admin\0' | sha256sum | cut -c1-16).json"
+cat > "$store" <<JSON
 {
+  "version": 1,
   "client_id": "bench-client",
   "oauth_url": "http://127.0.0.1:9/oauth2",
   "refresh_token": "bench-refresh",
@@ -32,7 +36,7 @@ cat > "$home/tokens/default.json" <<JSON
   }
 }
 JSON
-chmod 600 "$home/tokens/default.json"
+chmod 600 "$store"
 
 export LIGHTFI_TOKEN_HOME="$home" LIGHTFI_CLIENT_ID=bench-client LIGHTFI_OAUTH_URL=http://127.0.0.1:9/oauth2
 # The oauth URL points at a closed port: any network use would fail the run.
@@ -43,7 +47,7 @@ export LIGHTFI_TOKEN_HOME="$home" LIGHTFI_CLIENT_ID=bench-client LIGHTFI_OAUTH_U
 # the rounds' ratios of medians.
 for round in $(seq 1 9); do
   hyperfine -N --warmup 100 --runs 1000 --export-json "$home/h$round.json" \
-    "$bin -r" "cat $home/tokens/default.json" >/dev/null 2>&1
+    "$bin -r" "cat $store" >/dev/null 2>&1
 done
 
 python3 - "$home" <<'PY'
@@ -60,7 +64,7 @@ PY
 # Instructions are the repeatable measure on a noisy machine (valgrind, if present).
 if command -v valgrind >/dev/null; then
   count() { valgrind --tool=callgrind --callgrind-out-file=/dev/null "$@" 2>&1 >/dev/null | awk '/refs:/ {print $NF}'; }
-  echo "instructions:            $(count "$bin" -r) lightfi-token -r, $(count cat "$home/tokens/default.json") cat"
+  echo "instructions:            $(count "$bin" -r) lightfi-token -r, $(count cat "$store") cat"
 fi
 rss=$(/usr/bin/time -v "$bin" -r 2>&1 >/dev/null | awk -F': ' '/Maximum resident/ {print $2}')
 echo "peak RSS:                ${rss} KiB"

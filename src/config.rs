@@ -115,6 +115,7 @@ pub struct Settings {
     pub lock_timeout: Duration,
     /// `--non-interactive` was given (terminal and `CI` checks come on top).
     pub non_interactive: bool,
+    pub sources: Sources,
 }
 
 /// The OAuth client: id, secret and the server they belong to, resolved as
@@ -152,6 +153,15 @@ impl Settings {
             http_timeout: Duration::from_secs(1),
             lock_timeout: Duration::from_secs(1),
             non_interactive: true,
+            sources: Sources {
+                profile: Source::Default,
+                home: Source::Flag("--home"),
+                oauth_url: Source::Flag("--oauth-url"),
+                client_id: Source::Flag("--client-id"),
+                client_secret: None,
+                redirect_uri: Source::Default,
+                scope: Source::Default,
+            },
         }
     }
 }
@@ -191,7 +201,11 @@ pub fn resolve(args: &Flags) -> Result<Settings> {
             ));
         }
     }
-    resolve_with(args, |name| std::env::var(name).ok())
+    let (settings, warnings) = resolve_with(args, |name| std::env::var(name).ok())?;
+    for warning in &warnings {
+        crate::report::warn(warning);
+    }
+    Ok(settings)
 }
 
 /// Every variable [`resolve`] reads.
@@ -208,78 +222,236 @@ const ENV_VARS: [&str; 10] = [
     "LIGHTFI_REFRESH_TOKEN",
 ];
 
-/// As [`resolve`], with the environment given as a lookup (so precedence is unit-testable).
-/// An empty variable counts as unset.
-pub fn resolve_with(args: &Flags, env: impl Fn(&str) -> Option<String>) -> Result<Settings> {
-    let env = |name: &str| env(name).filter(|v| !v.is_empty());
+/// Where a setting's value came from, as `status` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Flag(&'static str),
+    Env(&'static str),
+    /// The selected profile's table in `config.toml`.
+    File,
+    Default,
+}
 
-    let profile = args
-        .profile
-        .clone()
-        .or_else(|| env("LIGHTFI_PROFILE"))
-        .unwrap_or_else(|| DEFAULT_PROFILE.into());
+impl Source {
+    /// `--client-id`, `LIGHTFI_CLIENT_ID`, `config.toml [staging]`, `default`.
+    pub fn describe(self, profile: &str) -> String {
+        match self {
+            Source::Flag(flag) => flag.to_string(),
+            Source::Env(name) => name.to_string(),
+            Source::File => format!("config.toml [{profile}]"),
+            Source::Default => "default".to_string(),
+        }
+    }
+}
+
+/// Where each setting of [`Settings`] came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sources {
+    pub profile: Source,
+    pub home: Source,
+    pub oauth_url: Source,
+    pub client_id: Source,
+    /// None when there is no client secret.
+    pub client_secret: Option<Source>,
+    pub redirect_uri: Source,
+    pub scope: Source,
+}
+
+/// A value and where it came from: the first of flag, environment, file
+/// that has one, else the default.
+fn layered(
+    flag: (&'static str, Option<String>),
+    env: (&'static str, Option<String>),
+    file: Option<String>,
+    default: &str,
+) -> (String, Source) {
+    match (flag.1, env.1, file) {
+        (Some(v), _, _) => (v, Source::Flag(flag.0)),
+        (None, Some(v), _) => (v, Source::Env(env.0)),
+        (None, None, Some(v)) => (v, Source::File),
+        (None, None, None) => (default.to_string(), Source::Default),
+    }
+}
+
+/// As [`resolve`], with the environment given as a lookup (so precedence is
+/// unit-testable). An empty variable counts as unset. Returns the settings
+/// and the warnings to print about how they were resolved.
+pub fn resolve_with(args: &Flags, env: impl Fn(&str) -> Option<String>) -> Result<(Settings, Vec<String>)> {
+    let env = |name: &str| env(name).filter(|v| !v.is_empty());
+    let mut warnings = Vec::new();
+
+    let (profile, profile_source) = layered(
+        ("--profile", args.profile.clone()),
+        ("LIGHTFI_PROFILE", env("LIGHTFI_PROFILE")),
+        None,
+        DEFAULT_PROFILE,
+    );
     check_profile_name(&profile)?;
 
-    let home = match args
-        .home
-        .clone()
-        .or_else(|| env("LIGHTFI_TOKEN_HOME").map(PathBuf::from))
-    {
-        Some(home) => home,
-        None => dirs::config_dir().map(|d| d.join("lightfi-token")).ok_or_else(|| {
-            Error::config(
-                "cannot find a configuration folder for this user",
-                "set LIGHTFI_TOKEN_HOME (or --home) to a folder for lightfi-token's settings and tokens",
-            )
-        })?,
+    let (home, home_source) = match (args.home.clone(), env("LIGHTFI_TOKEN_HOME")) {
+        (Some(home), _) => (home, Source::Flag("--home")),
+        (None, Some(home)) => (PathBuf::from(home), Source::Env("LIGHTFI_TOKEN_HOME")),
+        (None, None) => {
+            let home = dirs::config_dir().map(|d| d.join("lightfi-token")).ok_or_else(|| {
+                Error::config(
+                    "cannot find a configuration folder for this user",
+                    "set LIGHTFI_TOKEN_HOME (or --home) to a folder for lightfi-token's settings and tokens",
+                )
+            })?;
+            (home, Source::Default)
+        }
     };
 
-    let file = read_profile_table(&home.join("config.toml"), &profile)?;
+    let config_path = home.join("config.toml");
+    let mut config = read_config(&config_path, &mut warnings)?;
+    let table = config.remove(&profile);
+    let table_given = table.is_some();
+    let file = table.unwrap_or_default();
 
-    let oauth_url = args
-        .oauth_url
-        .clone()
-        .or_else(|| env("LIGHTFI_OAUTH_URL"))
-        .or(file.oauth_url)
-        .unwrap_or_else(|| DEFAULT_OAUTH_URL.into());
-    let oauth_url = check_oauth_url(&oauth_url)?;
-
-    let client_id = args
-        .client_id
-        .clone()
-        .or_else(|| env("LIGHTFI_CLIENT_ID"))
-        .or_else(|| env("CLIENT_ID"))
-        .or(file.client_id)
-        .ok_or_else(|| {
-            Error::config(
+    // The client: id and secret from one layer (see the README's
+    // "Which settings belong together").
+    let env_secret = env("LIGHTFI_CLIENT_SECRET").map(ClientSecret::new);
+    let legacy = (env("CLIENT_ID"), env("CLIENT_SECRET").map(ClientSecret::new));
+    let (client_id, client_id_source, client_secret, secret_source) = match (
+        args.client_id.clone(),
+        env("LIGHTFI_CLIENT_ID"),
+        file.client_id.clone(),
+        legacy.0,
+    ) {
+        (Some(id), ..) => (
+            id,
+            Source::Flag("--client-id"),
+            env_secret.clone(),
+            Source::Env("LIGHTFI_CLIENT_SECRET"),
+        ),
+        (None, Some(id), ..) => (
+            id,
+            Source::Env("LIGHTFI_CLIENT_ID"),
+            env_secret.clone(),
+            Source::Env("LIGHTFI_CLIENT_SECRET"),
+        ),
+        (None, None, Some(id), _) => (id, Source::File, file.client_secret.clone(), Source::File),
+        (None, None, None, Some(id)) => (
+            id,
+            Source::Env("CLIENT_ID"),
+            legacy.1.clone(),
+            Source::Env("CLIENT_SECRET"),
+        ),
+        (None, None, None, None) => {
+            if profile_source != Source::Default && !table_given {
+                let known: Vec<String> = config.keys().map(|k| format!("`{k}`")).collect();
+                let known = if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                };
+                return Err(Error::config(
+                    format!(
+                        "profile `{profile}` has no table in {} (profiles there: {known})",
+                        config_path.display()
+                    ),
+                    format!(
+                        "check the profile's name, or add a [{profile}] table with its client_id (or pass --client-id / LIGHTFI_CLIENT_ID)"
+                    ),
+                ));
+            }
+            return Err(Error::config(
                 format!("no client id for profile `{profile}`"),
                 format!(
                     "export LIGHTFI_CLIENT_ID=<id>, pass --client-id <id>, or add client_id = \"<id>\" under [{profile}] in {}",
-                    home.join("config.toml").display()
+                    config_path.display()
                 ),
-            )
-        })?;
+            ));
+        }
+    };
+    // A secret given for another layer's client id is not used: say so.
+    let unused_secret = match client_id_source {
+        Source::File => env_secret.as_ref().map(|_| "LIGHTFI_CLIENT_SECRET"),
+        _ => file.client_secret.as_ref().map(|_| "client_secret in config.toml"),
+    };
+    if let Some(unused) = unused_secret {
+        warnings.push(format!(
+            "{unused} is not used: the client id comes from {}, and a secret is only sent with the client id given the same way",
+            client_id_source.describe(&profile)
+        ));
+    }
 
-    let client_secret = env("LIGHTFI_CLIENT_SECRET")
-        .or_else(|| env("CLIENT_SECRET"))
-        .map(ClientSecret::new)
-        .or(file.client_secret);
+    let (oauth_url, oauth_url_source) = layered(
+        ("--oauth-url", args.oauth_url.clone()),
+        ("LIGHTFI_OAUTH_URL", env("LIGHTFI_OAUTH_URL")),
+        file.oauth_url.clone(),
+        DEFAULT_OAUTH_URL,
+    );
+    let oauth_url = check_oauth_url(&oauth_url)?;
+    let secret_source = client_secret.as_ref().map(|_| secret_source);
+    if secret_source == Some(Source::File) && matches!(oauth_url_source, Source::Flag(_) | Source::Env(_)) {
+        let own = check_oauth_url(file.oauth_url.as_deref().unwrap_or(DEFAULT_OAUTH_URL))?;
+        if own != oauth_url {
+            let by = oauth_url_source.describe(&profile);
+            return Err(Error::config(
+                format!(
+                    "{by} would send the client secret of config.toml [{profile}] to another OAuth server than its own"
+                ),
+                format!(
+                    "give the client id and secret the same way as the OAuth URL (LIGHTFI_CLIENT_ID and LIGHTFI_CLIENT_SECRET), or drop {by}"
+                ),
+            ));
+        }
+    }
+    let env_refresh_token = env("LIGHTFI_REFRESH_TOKEN").map(RefreshToken::new);
+    if env_refresh_token.is_some() && oauth_url_source == Source::File {
+        return Err(Error::config(
+            format!("LIGHTFI_REFRESH_TOKEN is not sent to the oauth_url of config.toml [{profile}]"),
+            "pass the OAuth URL with --oauth-url or LIGHTFI_OAUTH_URL (or use the default one) when using LIGHTFI_REFRESH_TOKEN",
+        ));
+    }
 
-    let redirect_uri = args
-        .redirect_uri
-        .clone()
-        .or_else(|| env("LIGHTFI_REDIRECT_URI"))
-        .or(file.redirect_uri)
-        .unwrap_or_else(|| DEFAULT_REDIRECT_URI.into());
+    let (redirect_uri, redirect_uri_source) = layered(
+        ("--redirect-uri", args.redirect_uri.clone()),
+        ("LIGHTFI_REDIRECT_URI", env("LIGHTFI_REDIRECT_URI")),
+        file.redirect_uri.clone(),
+        DEFAULT_REDIRECT_URI,
+    );
+    let (scope, scope_source) = layered(
+        ("--scope", args.scope.clone()),
+        ("LIGHTFI_SCOPE", env("LIGHTFI_SCOPE")),
+        file.scope.clone(),
+        DEFAULT_SCOPE,
+    );
 
-    let scope = args
-        .scope
-        .clone()
-        .or_else(|| env("LIGHTFI_SCOPE"))
-        .or(file.scope)
-        .unwrap_or_else(|| DEFAULT_SCOPE.into());
+    // The environment overriding the profile's own table with another value.
+    let overridden = [
+        (
+            "oauth_url",
+            oauth_url_source,
+            file.oauth_url.as_deref(),
+            oauth_url.as_str(),
+        ),
+        (
+            "client_id",
+            client_id_source,
+            file.client_id.as_deref(),
+            client_id.as_str(),
+        ),
+        (
+            "redirect_uri",
+            redirect_uri_source,
+            file.redirect_uri.as_deref(),
+            redirect_uri.as_str(),
+        ),
+        ("scope", scope_source, file.scope.as_deref(), scope.as_str()),
+    ];
+    for (key, source, in_file, value) in overridden {
+        if let (Source::Env(name), Some(in_file)) = (source, in_file)
+            && in_file.trim_end_matches('/') != value
+        {
+            warnings.push(format!(
+                "{name} overrides {key} of config.toml [{profile}], which is set to another value"
+            ));
+        }
+    }
 
-    Ok(Settings {
+    let settings = Settings {
         profile,
         home,
         client: Client {
@@ -289,11 +461,21 @@ pub fn resolve_with(args: &Flags, env: impl Fn(&str) -> Option<String>) -> Resul
         },
         redirect_uri,
         scope,
-        env_refresh_token: env("LIGHTFI_REFRESH_TOKEN").map(RefreshToken::new),
+        env_refresh_token,
         http_timeout: args.http_timeout.unwrap_or(DEFAULT_HTTP_TIMEOUT),
         lock_timeout: args.lock_timeout.unwrap_or(DEFAULT_LOCK_TIMEOUT),
         non_interactive: args.non_interactive,
-    })
+        sources: Sources {
+            profile: profile_source,
+            home: home_source,
+            oauth_url: oauth_url_source,
+            client_id: client_id_source,
+            client_secret: secret_source,
+            redirect_uri: redirect_uri_source,
+            scope: scope_source,
+        },
+    };
+    Ok((settings, warnings))
 }
 
 /// Profile names become file names: keep them to a safe alphabet.
@@ -356,19 +538,27 @@ pub fn is_loopback(url: &url::Url) -> bool {
     }
 }
 
-/// Read the profile's table from `config.toml`; a missing file or table is empty.
-fn read_profile_table(path: &Path, profile: &str) -> Result<ProfileTable> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ProfileTable::default()),
-        Err(e) => {
+/// Every table of `config.toml`; a missing file has none. A file that
+/// another user could have written is refused, as ssh refuses such keys: its
+/// `oauth_url` would receive the client secret and refresh token.
+fn read_config(path: &Path, warnings: &mut Vec<String>) -> Result<BTreeMap<String, ProfileTable>> {
+    let (text, mode) = match crate::platform::read_trusted(path) {
+        Ok(Some(read)) => read,
+        Ok(None) => return Ok(BTreeMap::new()),
+        Err(crate::platform::Untrusted::Io(e)) => {
             return Err(Error::config(
                 format!("cannot read {}: {e}", path.display()),
                 "fix the file's permissions, or point LIGHTFI_TOKEN_HOME (--home) elsewhere",
             ));
         }
+        Err(crate::platform::Untrusted::Because(why)) => {
+            return Err(Error::config(
+                format!("refusing to use {}: {why}", path.display()),
+                "make the file and its folder yours and writable only by you (chmod 600 config.toml; chmod 700 its folder)",
+            ));
+        }
     };
-    let mut tables: BTreeMap<String, ProfileTable> = toml::from_str(&text).map_err(|e| {
+    let tables: BTreeMap<String, ProfileTable> = toml::from_str(&text).map_err(|e| {
         let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
         let at = line.map(|l| format!(", line {l}")).unwrap_or_default();
         Error::config(
@@ -376,7 +566,14 @@ fn read_profile_table(path: &Path, profile: &str) -> Result<ProfileTable> {
             "each profile is a table such as [default] with keys oauth_url, client_id, client_secret, redirect_uri, scope",
         )
     })?;
-    Ok(tables.remove(profile).unwrap_or_default())
+    if mode & 0o044 != 0 && tables.values().any(|t| t.client_secret.is_some()) {
+        warnings.push(format!(
+            "{} holds a client secret and is readable by other users: run `chmod 600 {}`",
+            path.display(),
+            path.display()
+        ));
+    }
+    Ok(tables)
 }
 
 /// A TOML or serde message without the offending value: "invalid type:
@@ -412,6 +609,10 @@ mod tests {
         TestCli::try_parse_from(argv).unwrap().flags
     }
 
+    fn resolved(args: &Flags, env: impl Fn(&str) -> Option<String>) -> Result<Settings> {
+        resolve_with(args, env).map(|(settings, _)| settings)
+    }
+
     fn env_of<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
         move |name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
     }
@@ -433,12 +634,12 @@ mod tests {
             ("LIGHTFI_CLIENT_ID", "env"),
             ("LIGHTFI_SCOPE", "env-scope"),
         ];
-        let s = resolve_with(&args(&["--client-id", "flag"]), env_of(&env)).unwrap();
+        let s = resolved(&args(&["--client-id", "flag"]), env_of(&env)).unwrap();
         assert_eq!(s.client.id, "flag");
         assert_eq!(s.scope, "env-scope");
         assert_eq!(s.redirect_uri, "http://localhost:4000");
         assert_eq!(s.client.endpoints.base, DEFAULT_OAUTH_URL);
-        let s = resolve_with(&args(&[]), env_of(&env)).unwrap();
+        let s = resolved(&args(&[]), env_of(&env)).unwrap();
         assert_eq!(s.client.id, "env");
     }
 
@@ -451,7 +652,7 @@ mod tests {
             ("CLIENT_ID", "seed"),
             ("CLIENT_SECRET", "shh"),
         ];
-        let s = resolve_with(&args(&[]), env_of(&env)).unwrap();
+        let s = resolved(&args(&[]), env_of(&env)).unwrap();
         assert_eq!(s.client.id, "seed");
         assert_eq!(s.client.secret.unwrap().expose(), "shh");
         let env = [
@@ -459,7 +660,7 @@ mod tests {
             ("CLIENT_ID", "seed"),
             ("LIGHTFI_CLIENT_ID", "new"),
         ];
-        assert_eq!(resolve_with(&args(&[]), env_of(&env)).unwrap().client.id, "new");
+        assert_eq!(resolved(&args(&[]), env_of(&env)).unwrap().client.id, "new");
     }
 
     #[test]
@@ -468,7 +669,7 @@ mod tests {
             "[default]\nclient_id = \"a\"\n[staging]\nclient_id = \"b\"\noauth_url = \"https://x.example/oauth2/\"\n",
         );
         let h = home.path().to_str().unwrap();
-        let s = resolve_with(&args(&["--profile", "staging"]), env_of(&[("LIGHTFI_TOKEN_HOME", h)])).unwrap();
+        let s = resolved(&args(&["--profile", "staging"]), env_of(&[("LIGHTFI_TOKEN_HOME", h)])).unwrap();
         assert_eq!(s.client.id, "b");
         assert_eq!(s.client.endpoints.base, "https://x.example/oauth2");
         assert_eq!(s.client.endpoints.token(), "https://x.example/oauth2/token");
@@ -478,7 +679,7 @@ mod tests {
     fn missing_client_id_is_a_config_error_that_says_how() {
         let home = home_with("");
         let h = home.path().to_str().unwrap();
-        let err = resolve_with(&args(&[]), env_of(&[("LIGHTFI_TOKEN_HOME", h)])).unwrap_err();
+        let err = resolved(&args(&[]), env_of(&[("LIGHTFI_TOKEN_HOME", h)])).unwrap_err();
         assert_eq!(err.exit_code(), 4);
         assert!(err.hint().contains("LIGHTFI_CLIENT_ID"));
     }
@@ -487,13 +688,13 @@ mod tests {
     fn malformed_config_names_file_and_line() {
         let home = home_with("[default]\nclient_id = \"a\"\nclient_secrt = \"typo\"\n");
         let h = home.path().to_str().unwrap();
-        let err = resolve_with(&args(&[]), env_of(&[("LIGHTFI_TOKEN_HOME", h)])).unwrap_err();
+        let err = resolved(&args(&[]), env_of(&[("LIGHTFI_TOKEN_HOME", h)])).unwrap_err();
         assert_eq!(err.exit_code(), 4);
         let msg = err.to_string();
         assert!(msg.contains("config.toml") && msg.contains("line 3"), "{msg}");
         let home = home_with("[default\n");
         let h = home.path().to_str().unwrap();
-        let err = resolve_with(&args(&[]), env_of(&[("LIGHTFI_TOKEN_HOME", h)])).unwrap_err();
+        let err = resolved(&args(&[]), env_of(&[("LIGHTFI_TOKEN_HOME", h)])).unwrap_err();
         assert!(err.to_string().contains("line 1"), "{err}");
     }
 
@@ -501,7 +702,7 @@ mod tests {
     fn secret_from_config_file_is_redacted_in_debug() {
         let home = home_with("[default]\nclient_id = \"a\"\nclient_secret = \"hunter2\"\n");
         let h = home.path().to_str().unwrap();
-        let s = resolve_with(&args(&[]), env_of(&[("LIGHTFI_TOKEN_HOME", h)])).unwrap();
+        let s = resolved(&args(&[]), env_of(&[("LIGHTFI_TOKEN_HOME", h)])).unwrap();
         assert!(!format!("{s:?}").contains("hunter2"));
     }
 
@@ -531,7 +732,7 @@ mod tests {
         ] {
             let home = home_with(config);
             let h = home.path().to_str().unwrap();
-            let err = resolve_with(&args(&[]), env_of(&[("LIGHTFI_TOKEN_HOME", h)])).unwrap_err();
+            let err = resolved(&args(&[]), env_of(&[("LIGHTFI_TOKEN_HOME", h)])).unwrap_err();
             let msg = err.to_string();
             assert_eq!(err.exit_code(), 4, "{config}: {msg}");
             assert!(msg.contains("line "), "{config}: {msg}");
@@ -540,5 +741,199 @@ mod tests {
                 "{config}: {msg}"
             );
         }
+    }
+
+    fn warnings(args: &Flags, env: &[(&str, &str)]) -> Vec<String> {
+        resolve_with(args, env_of(env)).unwrap().1
+    }
+
+    const STAGING: &str = "[staging]\nclient_id = \"staging-id\"\noauth_url = \"https://staging.example/oauth2\"\n";
+
+    #[test]
+    fn a_legacy_secret_never_joins_a_profile_tables_client() {
+        let home = home_with(STAGING);
+        let h = home.path().to_str().unwrap();
+        let env = [("LIGHTFI_TOKEN_HOME", h), ("CLIENT_SECRET", "prod-secret")];
+        let s = resolved(&args(&["--profile", "staging"]), env_of(&env)).unwrap();
+        assert_eq!(s.client.id, "staging-id");
+        assert!(s.client.secret.is_none());
+        // Nor does CLIENT_ID replace the table's own client.
+        let env = [
+            ("LIGHTFI_TOKEN_HOME", h),
+            ("CLIENT_ID", "other"),
+            ("CLIENT_SECRET", "x"),
+        ];
+        let s = resolved(&args(&["--profile", "staging"]), env_of(&env)).unwrap();
+        assert_eq!(
+            (s.client.id.as_str(), s.sources.client_id),
+            ("staging-id", Source::File)
+        );
+        assert!(s.client.secret.is_none());
+    }
+
+    #[test]
+    fn the_secret_comes_from_the_layer_of_the_client_id() {
+        let home = home_with("[default]\nclient_id = \"file-id\"\nclient_secret = \"file-secret\"\n");
+        let h = home.path().to_str().unwrap();
+        let env = [
+            ("LIGHTFI_TOKEN_HOME", h),
+            ("LIGHTFI_CLIENT_ID", "env-id"),
+            ("LIGHTFI_CLIENT_SECRET", "env-secret"),
+        ];
+        let s = resolved(&args(&[]), env_of(&env)).unwrap();
+        assert_eq!(s.client.secret.unwrap().expose(), "env-secret");
+        let s = resolved(&args(&["--client-id", "flag-id"]), env_of(&env[..2])).unwrap();
+        assert!(
+            s.client.secret.is_none(),
+            "the table's secret is not the flag's client's"
+        );
+        let s = resolved(&args(&[]), env_of(&[env[0], env[2]])).unwrap();
+        assert_eq!(s.client.secret.unwrap().expose(), "file-secret");
+        let said = warnings(&args(&[]), &[env[0], env[2]]);
+        assert!(
+            said.iter().any(|w| w.contains("LIGHTFI_CLIENT_SECRET is not used")),
+            "{said:?}"
+        );
+    }
+
+    #[test]
+    fn a_tables_secret_never_goes_to_another_server() {
+        let home = home_with("[default]\nclient_id = \"id\"\nclient_secret = \"s\"\n");
+        let h = home.path().to_str().unwrap();
+        let env = [
+            ("LIGHTFI_TOKEN_HOME", h),
+            ("LIGHTFI_OAUTH_URL", "https://evil.example/oauth2"),
+        ];
+        let err = resolved(&args(&[]), env_of(&env)).unwrap_err();
+        assert_eq!(err.exit_code(), 4);
+        assert!(
+            err.to_string().contains("LIGHTFI_OAUTH_URL") && err.to_string().contains("[default]"),
+            "{err}"
+        );
+        let err = resolved(
+            &args(&["--oauth-url", "https://evil.example/oauth2"]),
+            env_of(&env[..1]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("--oauth-url"), "{err}");
+        // The same URL as the table's (here the default) is fine.
+        let same = [("LIGHTFI_TOKEN_HOME", h), ("LIGHTFI_OAUTH_URL", DEFAULT_OAUTH_URL)];
+        assert!(resolved(&args(&[]), env_of(&same)).is_ok());
+    }
+
+    #[test]
+    fn the_ci_refresh_token_never_goes_to_a_tables_server() {
+        let home = home_with(STAGING);
+        let h = home.path().to_str().unwrap();
+        let env = [("LIGHTFI_TOKEN_HOME", h), ("LIGHTFI_REFRESH_TOKEN", "rt")];
+        let err = resolved(&args(&["--profile", "staging"]), env_of(&env)).unwrap_err();
+        assert_eq!(err.exit_code(), 4);
+        assert!(
+            err.to_string().contains("LIGHTFI_REFRESH_TOKEN") && err.to_string().contains("[staging]"),
+            "{err}"
+        );
+        // A table with only a client id and the default URL, as the README's CI example.
+        let home = home_with("[default]\nclient_id = \"id\"\n");
+        let env = [
+            ("LIGHTFI_TOKEN_HOME", home.path().to_str().unwrap()),
+            ("LIGHTFI_REFRESH_TOKEN", "rt"),
+        ];
+        assert!(resolved(&args(&[]), env_of(&env)).is_ok());
+    }
+
+    #[test]
+    fn a_named_profile_without_a_table_lists_the_profiles() {
+        let home = home_with(&format!("[default]\nclient_id = \"a\"\n{STAGING}"));
+        let h = home.path().to_str().unwrap();
+        let err = resolved(&args(&["--profile", "stagng"]), env_of(&[("LIGHTFI_TOKEN_HOME", h)])).unwrap_err();
+        assert_eq!(err.exit_code(), 4);
+        let msg = err.to_string();
+        assert!(
+            msg.contains("`stagng`") && msg.contains("`default`, `staging`"),
+            "{msg}"
+        );
+        let env = [("LIGHTFI_TOKEN_HOME", h), ("LIGHTFI_PROFILE", "stagng")];
+        assert_eq!(resolved(&args(&[]), env_of(&env)).unwrap_err().exit_code(), 4);
+        // With a client id from the environment, any profile name works.
+        let env = [("LIGHTFI_TOKEN_HOME", h), ("LIGHTFI_CLIENT_ID", "x")];
+        assert!(resolved(&args(&["--profile", "stagng"]), env_of(&env)).is_ok());
+    }
+
+    #[test]
+    fn the_environment_overriding_a_table_is_said() {
+        let home = home_with(STAGING);
+        let h = home.path().to_str().unwrap();
+        let env = [("LIGHTFI_TOKEN_HOME", h), ("LIGHTFI_CLIENT_ID", "other")];
+        let said = warnings(&args(&["--profile", "staging"]), &env);
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(said[0].contains("LIGHTFI_CLIENT_ID") && said[0].contains("client_id of config.toml [staging]"));
+        // The same value, or a flag: nothing to say.
+        let env = [("LIGHTFI_TOKEN_HOME", h), ("LIGHTFI_CLIENT_ID", "staging-id")];
+        assert!(warnings(&args(&["--profile", "staging"]), &env).is_empty());
+        let flags = args(&["--profile", "staging", "--client-id", "other"]);
+        assert!(warnings(&flags, &env[..1]).is_empty());
+    }
+
+    #[test]
+    fn sources_are_recorded() {
+        let home = home_with(STAGING);
+        let h = home.path().to_str().unwrap();
+        let env = [("LIGHTFI_TOKEN_HOME", h), ("LIGHTFI_SCOPE", "openid")];
+        let s = resolved(&args(&["--profile", "staging"]), env_of(&env)).unwrap();
+        assert_eq!(s.sources.profile.describe("staging"), "--profile");
+        assert_eq!(s.sources.home.describe("staging"), "LIGHTFI_TOKEN_HOME");
+        assert_eq!(s.sources.oauth_url.describe("staging"), "config.toml [staging]");
+        assert_eq!(s.sources.scope.describe("staging"), "LIGHTFI_SCOPE");
+        assert_eq!(s.sources.redirect_uri.describe("staging"), "default");
+        assert_eq!(s.sources.client_secret, None);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_config_file_others_could_write_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let home = home_with("[default]\nclient_id = \"a\"\n");
+        let h = home.path().to_str().unwrap();
+        let config = home.path().join("config.toml");
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let err = resolved(&args(&[]), env_of(&[("LIGHTFI_TOKEN_HOME", h)])).unwrap_err();
+        assert_eq!(err.exit_code(), 4);
+        assert!(err.to_string().contains("writable by every user"), "{err}");
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = resolved(&args(&[]), env_of(&[("LIGHTFI_TOKEN_HOME", h)])).unwrap_err();
+        assert!(
+            err.to_string().contains("its folder is writable by every user"),
+            "{err}"
+        );
+        std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert!(resolved(&args(&[]), env_of(&[("LIGHTFI_TOKEN_HOME", h)])).is_ok());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_readable_config_with_a_secret_is_warned_about() {
+        use std::os::unix::fs::PermissionsExt;
+        let home = home_with("[default]\nclient_id = \"a\"\nclient_secret = \"s\"\n");
+        let h = home.path().to_str().unwrap();
+        let config = home.path().join("config.toml");
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let said = warnings(&args(&[]), &[("LIGHTFI_TOKEN_HOME", h)]);
+        assert!(said.iter().any(|w| w.contains("chmod 600")), "{said:?}");
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(warnings(&args(&[]), &[("LIGHTFI_TOKEN_HOME", h)]).is_empty());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_in_place_of_the_config_does_not_block() {
+        let home = tempfile::tempdir().unwrap();
+        let config = home.path().join("config.toml");
+        let status = std::process::Command::new("mkfifo").arg(&config).status().unwrap();
+        assert!(status.success());
+        let h = home.path().to_str().unwrap();
+        let err = resolved(&args(&[]), env_of(&[("LIGHTFI_TOKEN_HOME", h)])).unwrap_err();
+        assert_eq!(err.exit_code(), 4);
+        assert!(err.to_string().contains("not a regular file"), "{err}");
     }
 }

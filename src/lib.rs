@@ -24,6 +24,7 @@ pub mod jwt;
 pub mod login;
 pub mod oauth;
 pub mod output;
+pub mod platform;
 pub mod process;
 pub mod report;
 pub mod secret;

@@ -321,15 +321,27 @@ fn describe(e: &reqwest::Error) -> String {
 }
 
 /// An RFC 6749 §5.2 error body, if that is what `body` is.
+/// The server's words are data: control characters go (they could drive
+/// the terminal) and so does what is past a sensible length.
 fn oauth_error(body: &[u8]) -> Option<OAuthError> {
     let value: Value = serde_json::from_slice(body).ok()?;
-    let error = value.get("error")?.as_str()?.to_string();
-    let description = value
-        .get("error_description")
-        .and_then(Value::as_str)
-        .map(str::to_string);
+    let text = |s: &str| {
+        crate::report::sanitize(s)
+            .chars()
+            .take(MAX_ERROR_TEXT)
+            .collect::<String>()
+    };
+    let error = text(value.get("error")?.as_str()?);
+    let description = value.get("error_description").and_then(Value::as_str).map(text);
     Some(OAuthError { error, description })
 }
+
+/// The most characters of a server's `error` or `error_description` shown.
+const MAX_ERROR_TEXT: usize = 500;
+
+/// The longest `expires_in` taken: Cognito's tokens live at most a day, and
+/// a larger value would keep a token cached long after it stopped working.
+pub const MAX_EXPIRES_IN: u64 = 86_400;
 
 /// Parse a success body field by field, so a message can name what is wrong
 /// without quoting any value (a value may be a token).
@@ -355,13 +367,14 @@ pub fn parse_token_response(body: &[u8]) -> Result<TokenResponse, String> {
     if !token_type.eq_ignore_ascii_case("bearer") {
         return Err(format!("token_type `{token_type}`, not Bearer"));
     }
-    // Some servers send `"3600"`: accept a numeric string too.
+    // Some servers send `"3600"` or `3599.5`: whole seconds, rounded down.
     let expires_in = match map.get("expires_in") {
-        Some(Value::Number(n)) => n.as_u64(),
-        Some(Value::String(s)) => s.trim().parse().ok(),
+        Some(Value::Number(n)) => n.as_f64(),
+        Some(Value::String(s)) => s.trim().parse::<f64>().ok(),
         _ => None,
     }
-    .filter(|&secs| secs > 0)
+    .filter(|secs| secs.is_finite() && *secs >= 1.0)
+    .map(|secs| (secs as u64).min(MAX_EXPIRES_IN))
     // RFC 6749 only recommends `expires_in`: without it, a JWT's `exp` will do.
     .or_else(|| expires_in_from_jwt(&access_token))
     .ok_or_else(|| "a token response without a positive `expires_in`".to_string())?;
@@ -389,6 +402,7 @@ fn expires_in_from_jwt(token: &str) -> Option<u64> {
     u64::try_from(exp - time::OffsetDateTime::now_utc().unix_timestamp())
         .ok()
         .filter(|&s| s > 0)
+        .map(|s| s.min(MAX_EXPIRES_IN))
 }
 
 #[cfg(test)]
@@ -440,5 +454,32 @@ mod tests {
         let body = format!(r#"{{"access_token":"e30.{payload}.sig","token_type":"Bearer"}}"#);
         let r = parse_token_response(body.as_bytes()).unwrap();
         assert!((598..=600).contains(&r.expires_in), "{}", r.expires_in);
+    }
+
+    #[test]
+    fn expires_in_is_capped_at_a_day_and_may_be_fractional() {
+        let parse = |v: &str| {
+            let body = format!(r#"{{"access_token":"a","token_type":"Bearer","expires_in":{v}}}"#);
+            parse_token_response(body.as_bytes()).map(|r| r.expires_in)
+        };
+        assert_eq!(parse("3599.5"), Ok(3599));
+        assert_eq!(parse("\"60.9\""), Ok(60));
+        assert_eq!(parse("2147483647000"), Ok(MAX_EXPIRES_IN));
+        assert_eq!(parse("1e300"), Ok(MAX_EXPIRES_IN));
+        assert!(parse("0.5").is_err());
+        assert!(parse("-5").is_err());
+    }
+
+    #[test]
+    fn server_error_text_loses_control_characters() {
+        let body = "{\"error\":\"invalid_grant\\u001b[2J\",\"error_description\":\"\\u001b]0;owned\\u0007gone\"}";
+        let e = oauth_error(body.as_bytes()).unwrap();
+        assert_eq!(e.error, "invalid_grant[2J");
+        assert_eq!(e.description.as_deref(), Some("]0;ownedgone"));
+        let long = format!(r#"{{"error":"x","error_description":"{}"}}"#, "d".repeat(10_000));
+        assert_eq!(
+            oauth_error(long.as_bytes()).unwrap().description.unwrap().len(),
+            MAX_ERROR_TEXT
+        );
     }
 }

@@ -1,6 +1,15 @@
-//! The token store: one JSON file per profile in `<home>/tokens/`, mode 0600
-//! in a 0700 folder, replaced atomically (temp file, fsync, rename), plus a
-//! separate lock file per profile.
+//! The token store: one JSON file per profile and identity in
+//! `<home>/tokens/`, mode 0600 in a 0700 folder, replaced atomically (a
+//! randomly named temporary file, fsync, rename), plus a separate lock file
+//! per profile.
+//!
+//! The identity is the client id, the OAuth URL and the requested scope set:
+//! `<profile>@<16 hex digits of their SHA-256>.json`, as kubelogin keys its
+//! cache. A login of another identity on the same profile gets its own file
+//! and never reads, overwrites or deletes this one. Profile names cannot
+//! contain `@`, so no two profiles' names collide, nor with the files of
+//! earlier versions (`<profile>.json`), which are read when the new file is
+//! absent and moved by the next write.
 //!
 //! Why a separate lock file: the token file is replaced by rename, so a lock
 //! on it would lock an inode that the next writer throws away. The lock file
@@ -36,6 +45,9 @@ pub struct Tokens {
     pub version: u32,
     pub client_id: String,
     pub oauth_url: String,
+    /// The scopes the login asked for (absent in files of earlier versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<RefreshToken>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -75,32 +87,39 @@ impl Access {
     }
 }
 
-impl Tokens {
-    pub fn empty(settings: &Settings) -> Self {
-        Tokens {
-            version: FORMAT_VERSION,
-            client_id: settings.client.id.clone(),
-            oauth_url: settings.client.endpoints.base.clone(),
-            refresh_token: None,
-            access: None,
-        }
-    }
+/// Who the tokens are for: the client, its server and the scope set asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Identity {
+    client_id: String,
+    oauth_url: String,
+    scope: String,
+}
 
-    fn belongs_to(&self, settings: &Settings) -> bool {
-        self.client_id == settings.client.id && self.oauth_url == settings.client.endpoints.base
+impl Tokens {
+    /// Whether these tokens are `identity`'s. A file of an earlier version
+    /// names no scopes: it is taken for the scopes asked now.
+    fn belongs_to(&self, identity: &Identity) -> bool {
+        self.client_id == identity.client_id
+            && self.oauth_url == identity.oauth_url
+            && self.scope.as_ref().is_none_or(|s| *s == identity.scope)
     }
 }
 
-/// Paths of one profile's store. Creating it does no I/O.
+/// Paths of one profile's and identity's store. Creating it does no I/O.
 pub struct Store {
     dir: PathBuf,
+    profile: String,
     path: PathBuf,
+    /// `<profile>.json`, written by versions before identities.
+    legacy_path: PathBuf,
     lock_path: PathBuf,
+    identity: Identity,
 }
 
 /// Holds the profile's exclusive lock until dropped.
 pub struct Lock {
     _file: File,
+    _in_process: InProcessLock,
     waited: bool,
 }
 
@@ -111,13 +130,43 @@ impl Lock {
     }
 }
 
+/// Another identity's login stored for the same profile.
+#[derive(Debug)]
+pub struct OtherLogin {
+    pub path: PathBuf,
+    pub client_id: String,
+    pub oauth_url: String,
+    pub scope: Option<String>,
+}
+
 impl Store {
     pub fn new(settings: &Settings) -> Self {
         let dir = settings.home.join("tokens");
+        let profile = &settings.profile;
+        let identity = Identity {
+            client_id: settings.client.id.clone(),
+            oauth_url: settings.client.endpoints.base.clone(),
+            scope: scope_set(&settings.scope),
+        };
         Store {
-            path: dir.join(format!("{}.json", settings.profile)),
-            lock_path: dir.join(format!("{}.lock", settings.profile)),
+            path: dir.join(format!("{profile}@{}.json", identity.hash())),
+            legacy_path: dir.join(format!("{profile}.json")),
+            lock_path: dir.join(format!("{profile}.lock")),
+            profile: profile.clone(),
+            identity,
             dir,
+        }
+    }
+
+    /// No tokens yet, for this store's identity.
+    pub fn empty(&self) -> Tokens {
+        Tokens {
+            version: FORMAT_VERSION,
+            client_id: self.identity.client_id.clone(),
+            oauth_url: self.identity.oauth_url.clone(),
+            scope: Some(self.identity.scope.clone()),
+            refresh_token: None,
+            access: None,
         }
     }
 
@@ -125,35 +174,49 @@ impl Store {
         &self.path
     }
 
-    /// The profile's tokens, or empty ones when there are none, they belong to
-    /// another client, or the file is unreadable (reported as a warning:
-    /// a corrupt store must never stop the user from logging in again).
-    /// A file written by a newer lightfi-token is an error: it is not ours to
+    /// The identity's tokens, or empty ones when there are none, or the file
+    /// is unreadable (reported as a warning: a corrupt store must never stop
+    /// the user from logging in again). Without a file of its own, the
+    /// profile's file of an earlier version, if it is this identity's. A
+    /// file written by a newer lightfi-token is an error: it is not ours to
     /// overwrite.
-    pub fn load(&self, settings: &Settings) -> Result<Tokens> {
+    pub fn load(&self) -> Result<Tokens> {
+        match self.read(&self.path)? {
+            Some(tokens) if tokens.belongs_to(&self.identity) => Ok(tokens),
+            Some(_) => Ok(self.empty()),
+            None => Ok(self.legacy()?.unwrap_or_else(|| self.empty())),
+        }
+    }
+
+    /// The profile's file of an earlier version, if it holds this identity's tokens.
+    fn legacy(&self) -> Result<Option<Tokens>> {
+        Ok(self.read(&self.legacy_path)?.filter(|t| t.belongs_to(&self.identity)))
+    }
+
+    /// The tokens in `path`: None when it is missing or unreadable.
+    fn read(&self, path: &Path) -> Result<Option<Tokens>> {
         static WARNED: AtomicBool = AtomicBool::new(false);
-        let bytes = match fs::read(&self.path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Tokens::empty(settings)),
+        let bytes = match crate::platform::read_regular(path) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return Ok(None),
             Err(e) => {
                 report::warn_once(
                     &WARNED,
-                    &format!("cannot read {}: {e}; treating it as empty", self.path.display()),
+                    &format!("cannot read {}: {e}; treating it as empty", path.display()),
                 );
-                return Ok(Tokens::empty(settings));
+                return Ok(None);
             }
         };
         match serde_json::from_slice::<Tokens>(&bytes) {
             Ok(tokens) if tokens.version > FORMAT_VERSION => Err(Error::config(
                 format!(
                     "the token store {} has format version {}, newer than this lightfi-token knows ({FORMAT_VERSION})",
-                    self.path.display(),
+                    path.display(),
                     tokens.version
                 ),
                 "upgrade lightfi-token (a newer version wrote this file), or use another --home",
             )),
-            Ok(tokens) if tokens.belongs_to(settings) => Ok(tokens),
-            Ok(_) => Ok(Tokens::empty(settings)),
+            Ok(tokens) => Ok(Some(tokens)),
             Err(e) => {
                 // serde_json's message names a line and column and the expected
                 // type, never the file's content.
@@ -166,87 +229,162 @@ impl Store {
                     &WARNED,
                     &format!(
                         "the token store {} is corrupt ({what} at line {}, column {}); treating it as empty",
-                        self.path.display(),
+                        path.display(),
                         e.line(),
                         e.column()
                     ),
                 );
-                Ok(Tokens::empty(settings))
+                Ok(None)
             }
         }
+    }
+
+    /// Logins of other identities stored for this profile.
+    pub fn others(&self) -> Vec<OtherLogin> {
+        let prefix = format!("{}@", self.profile);
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return vec![];
+        };
+        let mut others: Vec<OtherLogin> = entries
+            .filter_map(|entry| {
+                let path = entry.ok()?.path();
+                let name = path.file_name()?.to_str()?;
+                if !(name.starts_with(&prefix) && name.ends_with(".json")) || path == self.path {
+                    return None;
+                }
+                let tokens = self.read(&path).ok()??;
+                Some(OtherLogin {
+                    client_id: tokens.client_id,
+                    oauth_url: tokens.oauth_url,
+                    scope: tokens.scope,
+                    path,
+                })
+            })
+            .collect();
+        others.sort_by(|a, b| a.path.cmp(&b.path));
+        others
     }
 
     /// Take the profile's exclusive lock, waiting up to `timeout`. Says so on
     /// stderr once the wait passes a second, so a user knows why nothing happens.
+    ///
+    /// Two threads of one process first queue on an in-process lock: where
+    /// `flock` is emulated per process (NFS), the file lock alone would let
+    /// both in. After locking, the path must still name the locked file: if
+    /// someone deleted or replaced it meanwhile, another process can lock the
+    /// new one, so start again.
     pub fn lock(&self, timeout: Duration) -> Result<Lock> {
         self.ensure_dir()?;
+        let start = Instant::now();
+        let timed_out = || Error::LockTimeout {
+            path: self.lock_path.clone(),
+            waited: timeout,
+        };
+        let (in_process, mut contended) = InProcessLock::acquire(&self.lock_path, timeout).ok_or_else(timed_out)?;
+        let mut announced = false;
+        let mut pause = Duration::from_millis(5);
+        loop {
+            let file = self.open_lock_file()?;
+            loop {
+                match fs4::fs_std::FileExt::try_lock_exclusive(&file) {
+                    Ok(true) => break,
+                    Ok(false) => contended = true,
+                    Err(e) => return Err(Error::io("cannot lock", &self.lock_path, e)),
+                }
+                let waited = start.elapsed();
+                if waited >= timeout {
+                    return Err(timed_out());
+                }
+                if !announced && waited >= Duration::from_secs(1) {
+                    report::note(&format!(
+                        "waiting for another lightfi-token process using this profile (up to {} s more)…",
+                        (timeout - waited).as_secs()
+                    ));
+                    announced = true;
+                }
+                std::thread::sleep(pause.min(timeout - waited));
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            if same_file(&file, &self.lock_path) {
+                return Ok(Lock {
+                    _file: file,
+                    _in_process: in_process,
+                    waited: contended,
+                });
+            }
+            contended = true;
+        }
+    }
+
+    fn open_lock_file(&self) -> Result<File> {
         let mut options = OpenOptions::new();
         options.read(true).write(true).create(true).truncate(false);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let file = options
+        options
             .open(&self.lock_path)
-            .map_err(|e| Error::io("cannot open the lock file", &self.lock_path, e))?;
-
-        let start = Instant::now();
-        let mut announced = false;
-        let mut contended = false;
-        let mut pause = Duration::from_millis(5);
-        loop {
-            match fs4::fs_std::FileExt::try_lock_exclusive(&file) {
-                Ok(true) => {
-                    return Ok(Lock {
-                        _file: file,
-                        waited: contended,
-                    });
-                }
-                Ok(false) => contended = true,
-                Err(e) => return Err(Error::io("cannot lock", &self.lock_path, e)),
-            }
-            let waited = start.elapsed();
-            if waited >= timeout {
-                return Err(Error::LockTimeout {
-                    path: self.lock_path.clone(),
-                    waited: timeout,
-                });
-            }
-            if !announced && waited >= Duration::from_secs(1) {
-                eprintln!(
-                    "lightfi-token: waiting for another lightfi-token process using this profile (up to {} s more)…",
-                    (timeout - waited).as_secs()
-                );
-                announced = true;
-            }
-            std::thread::sleep(pause.min(timeout - waited));
-            pause = (pause * 2).min(Duration::from_millis(50));
-        }
+            .map_err(|e| Error::io("cannot open the lock file", &self.lock_path, e))
     }
 
-    /// Replace the profile's file atomically: a uniquely named temporary file
-    /// in the same folder (0600), fsynced, renamed over the old one. Call with
-    /// the lock held.
+    /// Replace the identity's file atomically: a uniquely named temporary
+    /// file in the same folder (0600), fsynced, renamed over the old one.
+    /// Then the profile's file of an earlier version goes, if it held this
+    /// identity's tokens, and so do temporary files that killed writers of
+    /// this profile left behind. Call with the lock held.
     pub fn save(&self, tokens: &Tokens, _lock: &Lock) -> Result<()> {
         self.ensure_dir()?;
+        self.remove_stale_temp_files();
         let mut tokens = tokens.clone();
         tokens.version = FORMAT_VERSION;
         let json =
             serde_json::to_vec_pretty(&tokens).map_err(|e| Error::unexpected(format!("cannot encode tokens: {e}")))?;
         let written = self
-            .write_temp(&json)
+            .write_temp(&self.temp_prefix(), &json)
             .and_then(|tmp| tmp.persist(&self.path).map_err(|e| e.error));
         written.map_err(|e| Error::io("cannot write the token store", &self.path, e))?;
+        if self.legacy()?.is_some() {
+            let _ = fs::remove_file(&self.legacy_path);
+        }
         self.sync_dir();
         Ok(())
     }
 
     /// `bytes` in a new private temporary file in the store folder, fsynced.
-    /// Its name is random (`.tmp-XXXXXX`), so no process can find it taken.
-    fn write_temp(&self, bytes: &[u8]) -> io::Result<tempfile::NamedTempFile> {
+    /// Its name is `prefix` and random characters, so no process finds it taken.
+    fn write_temp(&self, prefix: &str, bytes: &[u8]) -> io::Result<tempfile::NamedTempFile> {
         // tempfile creates it 0600 on Unix.
-        let mut tmp = tempfile::Builder::new().prefix(TEMP_PREFIX).tempfile_in(&self.dir)?;
+        let mut tmp = tempfile::Builder::new().prefix(prefix).tempfile_in(&self.dir)?;
         tmp.write_all(bytes)?;
         tmp.as_file().sync_all()?;
         Ok(tmp)
+    }
+
+    /// `.<profile>@tmp-`: `@` cannot be in a profile's name, so this prefix
+    /// names this profile's temporary files and no other's.
+    fn temp_prefix(&self) -> String {
+        format!(".{}@tmp-", self.profile)
+    }
+
+    /// Remove temporary files of this profile's writers: with the lock held,
+    /// none is being written, so any there was left by a killed process.
+    /// Also those of earlier versions (`.<profile>.json.<pid>.tmp`).
+    fn remove_stale_temp_files(&self) {
+        let ours = self.temp_prefix();
+        let legacy = format!(".{}.json.", self.profile);
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let legacy_pid = name
+                .strip_prefix(&legacy)
+                .and_then(|rest| rest.strip_suffix(".tmp"))
+                .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()));
+            if name.starts_with(&ours) || legacy_pid {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
     }
 
     /// The content of `name`, a private file next to the profiles' tokens,
@@ -267,7 +405,7 @@ impl Store {
         let content = create()?;
         self.ensure_dir()?;
         let tmp = self
-            .write_temp(&content)
+            .write_temp(&format!(".{name}@tmp-"), &content)
             .map_err(|e| Error::io("cannot write in", &self.dir, e))?;
         // Link, not rename: linking fails when the name exists, so two
         // processes creating it at once agree on one content.
@@ -281,13 +419,20 @@ impl Store {
         Ok((path, bytes))
     }
 
-    /// Delete the profile's tokens. Call with the lock held. Returns whether there was a file.
+    /// Delete the identity's tokens (also from a file of an earlier version).
+    /// Call with the lock held. Returns whether there was a file.
     pub fn delete(&self, _lock: &Lock) -> Result<bool> {
-        match fs::remove_file(&self.path) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(Error::io("cannot delete", &self.path, e)),
+        let mut deleted = false;
+        let legacy = self.legacy()?.is_some();
+        for path in std::iter::once(&self.path).chain(legacy.then_some(&self.legacy_path)) {
+            match fs::remove_file(path) {
+                Ok(()) => deleted = true,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("cannot delete", path, e)),
+            }
         }
+        self.sync_dir();
+        Ok(deleted)
     }
 
     /// Make a rename or link in the store folder durable (best effort).
@@ -337,8 +482,76 @@ fn restrict_to_owner(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Temporary files in the store folder start with this.
-const TEMP_PREFIX: &str = ".tmp-";
+/// Scopes as a set: sorted, each once, space-separated.
+pub fn scope_set(scope: &str) -> String {
+    let mut scopes: Vec<&str> = scope.split_whitespace().collect();
+    scopes.sort_unstable();
+    scopes.dedup();
+    scopes.join(" ")
+}
+
+impl Identity {
+    /// 16 hex digits of SHA-256 over the identity's parts, each ended by a
+    /// NUL (which none of them can contain), so no two identities share an input.
+    fn hash(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        for part in [&self.client_id, &self.oauth_url, &self.scope] {
+            hash.update(part.as_bytes());
+            hash.update([0]);
+        }
+        hash.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// Whether the open `file` is the one `path` names now.
+fn same_file(file: &File, path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (file.metadata(), fs::metadata(path)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (file, path);
+        true
+    }
+}
+
+/// The in-process half of the profile lock: one thread of this process at a
+/// time per lock file, released on drop.
+struct InProcessLock(PathBuf);
+
+static HELD: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+static RELEASED: std::sync::Condvar = std::sync::Condvar::new();
+
+impl InProcessLock {
+    /// The lock for `path`, and whether another thread held it first; None
+    /// after `timeout`.
+    fn acquire(path: &Path, timeout: Duration) -> Option<(InProcessLock, bool)> {
+        let deadline = Instant::now() + timeout;
+        let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
+        let mut contended = false;
+        while held.iter().any(|p| p == path) {
+            contended = true;
+            let left = deadline.checked_duration_since(Instant::now())?;
+            held = RELEASED.wait_timeout(held, left).unwrap_or_else(|e| e.into_inner()).0;
+        }
+        held.push(path.to_path_buf());
+        Some((InProcessLock(path.to_path_buf()), contended))
+    }
+}
+
+impl Drop for InProcessLock {
+    fn drop(&mut self) {
+        let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
+        held.retain(|p| *p != self.0);
+        RELEASED.notify_all();
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -380,7 +593,7 @@ mod tests {
         let s = settings(home.path());
         let store = Store::new(&s);
         let lock = store.lock(Duration::from_secs(1)).unwrap();
-        let mut tokens = Tokens::empty(&s);
+        let mut tokens = store.empty();
         tokens.refresh_token = Some(RefreshToken::new("r"));
         store.save(&tokens, &lock).unwrap();
         let saved: serde_json::Value = serde_json::from_slice(&fs::read(store.path()).unwrap()).unwrap();
@@ -388,7 +601,7 @@ mod tests {
         // Written before versions existed: no `version` key.
         let legacy = r#"{"client_id":"client","oauth_url":"https://idp.example/oauth2","refresh_token":"old"}"#;
         fs::write(store.path(), legacy).unwrap();
-        assert_eq!(store.load(&s).unwrap().refresh_token, Some(RefreshToken::new("old")));
+        assert_eq!(store.load().unwrap().refresh_token, Some(RefreshToken::new("old")));
     }
 
     #[test]
@@ -400,7 +613,7 @@ mod tests {
         let newer =
             r#"{"version":99,"client_id":"client","oauth_url":"https://idp.example/oauth2","refresh_token":"r"}"#;
         fs::write(store.path(), newer).unwrap();
-        let err = store.load(&s).unwrap_err();
+        let err = store.load().unwrap_err();
         assert_eq!(err.exit_code(), 4);
         assert!(err.to_string().contains("version 99"), "{err}");
         assert_eq!(fs::read_to_string(store.path()).unwrap(), newer);
@@ -413,12 +626,149 @@ mod tests {
         let s = settings(home.path());
         let store = Store::new(&s);
         let lock = store.lock(Duration::from_secs(1)).unwrap();
-        store.save(&Tokens::empty(&s), &lock).unwrap();
-        store.save(&Tokens::empty(&s), &lock).unwrap();
+        store.save(&store.empty(), &lock).unwrap();
+        store.save(&store.empty(), &lock).unwrap();
         let names: Vec<String> = fs::read_dir(home.path().join("tokens"))
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
-        assert!(names.iter().all(|n| !n.starts_with(TEMP_PREFIX)), "{names:?}");
+        assert!(names.iter().all(|n| !n.contains("@tmp-")), "{names:?}");
+    }
+
+    fn names_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn with_refresh(store: &Store, refresh: &str) -> Tokens {
+        let mut tokens = store.empty();
+        tokens.refresh_token = Some(RefreshToken::new(refresh));
+        tokens
+    }
+
+    #[test]
+    fn identities_of_one_profile_have_their_own_files() {
+        let home = tempfile::tempdir().unwrap();
+        let a = settings(home.path());
+        let mut b = settings(home.path());
+        b.client.id = "other-client".into();
+        let mut c = settings(home.path());
+        c.scope = "openid email".into();
+        let lock = Store::new(&a).lock(Duration::from_secs(1)).unwrap();
+        for (s, rt) in [(&a, "ra"), (&b, "rb"), (&c, "rc")] {
+            let store = Store::new(s);
+            store.save(&with_refresh(&store, rt), &lock).unwrap();
+        }
+        for (s, rt) in [(&a, "ra"), (&b, "rb"), (&c, "rc")] {
+            assert_eq!(Store::new(s).load().unwrap().refresh_token, Some(RefreshToken::new(rt)));
+        }
+        // The scope set, not its spelling, is the identity.
+        let mut c2 = c.clone();
+        c2.scope = " email openid openid".into();
+        assert_eq!(Store::new(&c2).path(), Store::new(&c).path());
+        assert!(Store::new(&a).delete(&lock).unwrap());
+        assert!(!Store::new(&a).delete(&lock).unwrap(), "nothing left for this identity");
+        assert_eq!(
+            Store::new(&b).load().unwrap().refresh_token,
+            Some(RefreshToken::new("rb"))
+        );
+        let others = Store::new(&a).others();
+        assert_eq!(others.len(), 2, "{others:?}");
+        assert!(others.iter().any(|o| o.client_id == "other-client"));
+    }
+
+    #[test]
+    fn profile_names_never_share_a_file() {
+        let home = tempfile::tempdir().unwrap();
+        let mut seen = std::collections::HashSet::new();
+        for profile in ["a", "a-b", "a.b", "a-b-c", "a@x", "default", "default.json"] {
+            let mut s = settings(home.path());
+            s.profile = profile.into();
+            let store = Store::new(&s);
+            assert!(seen.insert(store.path().to_path_buf()), "{profile}");
+            assert!(seen.insert(store.legacy_path.clone()), "{profile}");
+        }
+    }
+
+    #[test]
+    fn a_file_of_an_earlier_version_is_read_then_moved_by_the_next_write() {
+        let home = tempfile::tempdir().unwrap();
+        let s = settings(home.path());
+        let store = Store::new(&s);
+        let lock = store.lock(Duration::from_secs(1)).unwrap();
+        let legacy = r#"{"client_id":"client","oauth_url":"https://idp.example/oauth2","refresh_token":"old"}"#;
+        fs::write(&store.legacy_path, legacy).unwrap();
+        let tokens = store.load().unwrap();
+        assert_eq!(tokens.refresh_token, Some(RefreshToken::new("old")));
+        store.save(&tokens, &lock).unwrap();
+        assert!(!store.legacy_path.exists());
+        assert_eq!(store.load().unwrap().refresh_token, Some(RefreshToken::new("old")));
+        // Another identity's old file stays where it is.
+        fs::write(&store.legacy_path, legacy.replace("\"client\"", "\"someone\"")).unwrap();
+        store.save(&tokens, &lock).unwrap();
+        assert!(store.legacy_path.exists());
+    }
+
+    #[test]
+    fn the_next_writer_removes_temporary_files_killed_writers_left() {
+        let home = tempfile::tempdir().unwrap();
+        let s = settings(home.path());
+        let store = Store::new(&s);
+        let lock = store.lock(Duration::from_secs(1)).unwrap();
+        let dir = home.path().join("tokens");
+        for stale in [
+            ".default@tmp-AbC123",
+            ".default.json.4242.tmp",
+            ".other@tmp-x",
+            ".default.json.x.tmp",
+        ] {
+            fs::write(dir.join(stale), "{}").unwrap();
+        }
+        store.save(&store.empty(), &lock).unwrap();
+        let names = names_in(&dir);
+        assert!(
+            !names
+                .iter()
+                .any(|n| n == ".default@tmp-AbC123" || n == ".default.json.4242.tmp"),
+            "{names:?}"
+        );
+        // Another profile's, and what is not a temporary file of ours, stay.
+        assert!(names.iter().any(|n| n == ".other@tmp-x") && names.iter().any(|n| n == ".default.json.x.tmp"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_in_place_of_the_store_reads_as_empty_without_blocking() {
+        let home = tempfile::tempdir().unwrap();
+        let s = settings(home.path());
+        let store = Store::new(&s);
+        store.ensure_dir().unwrap();
+        let made = std::process::Command::new("mkfifo").arg(store.path()).status().unwrap();
+        assert!(made.success());
+        assert!(store.load().unwrap().refresh_token.is_none());
+        let lock = store.lock(Duration::from_secs(1)).unwrap();
+        store.save(&with_refresh(&store, "r"), &lock).unwrap();
+        assert!(fs::metadata(store.path()).unwrap().is_file());
+    }
+
+    #[test]
+    fn threads_of_one_process_take_the_lock_in_turn() {
+        let home = tempfile::tempdir().unwrap();
+        let s = settings(home.path());
+        let inside = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            for _ in 0..8 {
+                scope.spawn(|| {
+                    let _lock = Store::new(&s).lock(Duration::from_secs(10)).unwrap();
+                    assert_eq!(inside.fetch_add(1, std::sync::atomic::Ordering::SeqCst), 0);
+                    std::thread::sleep(Duration::from_millis(5));
+                    inside.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                });
+            }
+        });
     }
 }

@@ -58,13 +58,13 @@ pub fn obtain(settings: &Settings, transport: &dyn Transport, want: Want) -> Res
     let env_digest = settings.env_refresh_token.as_ref().map(digest);
     let now = OffsetDateTime::now_utc();
     if !want.force_refresh
-        && let Some(access) = cached(&store.load(settings)?, env_digest.as_deref(), now, want.min_valid)
+        && let Some(access) = cached(&store.load()?, env_digest.as_deref(), now, want.min_valid)
     {
         return Ok(access);
     }
 
     let lock = store.lock(settings.lock_timeout)?;
-    let mut tokens = store.load(settings)?;
+    let mut tokens = store.load()?;
     let now = OffsetDateTime::now_utc();
     if !want.force_refresh
         && let Some(access) = cached(&tokens, env_digest.as_deref(), now, want.min_valid)
@@ -91,6 +91,13 @@ pub fn obtain(settings: &Settings, transport: &dyn Transport, want: Want) -> Res
         let msg = if lock.waited() && want.may_interact {
             format!(
                 "not logged in (profile `{}`): another lightfi-token process held the profile and left no login",
+                settings.profile
+            )
+        } else if !store.others().is_empty() {
+            // Logged in, but with another client id, OAuth URL or scope set:
+            // never hand out a token made for other settings.
+            format!(
+                "not logged in with these settings (profile `{}` has a login for another client id, OAuth URL or scopes;                  `lightfi-token status` lists them)",
                 settings.profile
             )
         } else {
@@ -158,17 +165,23 @@ fn log_in_locked(
 ) -> Result<Access> {
     let (exchanged, finish) = login::run(settings, transport, options)?;
     let result = exchanged.and_then(|response| {
+        let mut tokens = store.load()?;
+        tokens.access = None;
         if response.refresh_token.is_none() {
             report::warn(
                 "the server issued no refresh token: you will have to log in again when this access token expires",
             );
         }
-        // A login replaces whatever was stored for the profile.
-        let mut tokens = Tokens::empty(settings);
-        keep(store, lock, &mut tokens, response, None)
+        let replaced = tokens
+            .refresh_token
+            .clone()
+            .filter(|_| response.refresh_token.is_some());
+        let access = keep(store, lock, &mut tokens, response, None)?;
+        Ok((access, replaced))
     });
     finish.tell_browser(result.as_ref().map(|_| ()).map_err(ToString::to_string));
-    let access = result?;
+    let (access, replaced) = result?;
+    revoke_replaced(settings, transport, replaced);
     report::note(&format!(
         "logged in (profile `{}`); access token valid until {}",
         settings.profile,
@@ -232,11 +245,11 @@ pub fn forget_access(settings: &Settings, rejected: Option<&AccessToken>) -> Res
             .is_some_and(|a| rejected.is_none_or(|r| *r == a.token))
     };
     // Nothing cached, or not the rejected token: no lock, no write.
-    if !matches(&store.load(settings)?) {
+    if !matches(&store.load()?) {
         return Ok(false);
     }
     let lock = store.lock(settings.lock_timeout)?;
-    let mut tokens = store.load(settings)?;
+    let mut tokens = store.load()?;
     if !matches(&tokens) {
         return Ok(false);
     }
@@ -258,9 +271,27 @@ pub fn import(settings: &Settings, transport: &dyn Transport, refresh_token: Ref
             other => other,
         }
     })?;
-    let mut tokens = Tokens::empty(settings);
-    tokens.refresh_token = Some(refresh_token);
-    keep(&store, &lock, &mut tokens, response, None)
+    let mut tokens = store.load()?;
+    let replaced = tokens.refresh_token.replace(refresh_token.clone());
+    tokens.access = None;
+    let access = keep(&store, &lock, &mut tokens, response, None)?;
+    revoke_replaced(settings, transport, replaced.filter(|old| *old != refresh_token));
+    Ok(access)
+}
+
+/// Revoke a refresh token that a new login replaced (best effort), so no
+/// live token that nobody holds is left at the server.
+fn revoke_replaced(settings: &Settings, transport: &dyn Transport, replaced: Option<RefreshToken>) {
+    let Some(old) = replaced else { return };
+    if let Err(failure) = oauth::revoke(transport, &oauth::revoke_request(&settings.client, &old)) {
+        let why = match failure {
+            Failure::OAuth(e) => e.to_string(),
+            Failure::Unavailable(why) => why,
+        };
+        report::warn(&format!(
+            "could not revoke the refresh token this login replaced ({why}); it stays valid at the server until it expires"
+        ));
+    }
 }
 
 /// What [`log_out`] did.
@@ -270,8 +301,9 @@ pub enum LoggedOut {
     Revoked,
     /// The stored tokens were deleted (not revoked: asked not to, or it failed).
     Deleted,
-    /// Nothing was stored.
-    NothingStored,
+    /// Nothing was stored for this identity; `others` logins of other
+    /// identities are stored for the profile (and were left alone).
+    NothingStored { others: usize },
 }
 
 /// `logout`: revoke the stored refresh token (RFC 7009), then delete the
@@ -279,7 +311,7 @@ pub enum LoggedOut {
 pub fn log_out(settings: &Settings, transport: &dyn Transport, revoke: bool) -> Result<LoggedOut> {
     let store = Store::new(settings);
     let lock = store.lock(settings.lock_timeout)?;
-    let tokens = store.load(settings)?;
+    let tokens = store.load()?;
     let mut revoked = false;
     if let (true, Some(refresh_token)) = (revoke, &tokens.refresh_token) {
         match oauth::revoke(transport, &oauth::revoke_request(&settings.client, refresh_token)) {
@@ -296,7 +328,9 @@ pub fn log_out(settings: &Settings, transport: &dyn Transport, revoke: bool) -> 
     Ok(match (deleted, revoked) {
         (_, true) => LoggedOut::Revoked,
         (true, false) => LoggedOut::Deleted,
-        (false, false) => LoggedOut::NothingStored,
+        (false, false) => LoggedOut::NothingStored {
+            others: store.others().len(),
+        },
     })
 }
 
@@ -372,7 +406,7 @@ mod tests {
     fn seed(settings: &Settings, refresh: &str, access_expires_in: Option<i64>) {
         let store = Store::new(settings);
         let lock = store.lock(Duration::from_secs(1)).unwrap();
-        let mut tokens = Tokens::empty(settings);
+        let mut tokens = store.empty();
         tokens.refresh_token = Some(RefreshToken::new(refresh));
         let now = OffsetDateTime::now_utc();
         tokens.access = access_expires_in.map(|secs| Access {
@@ -387,7 +421,7 @@ mod tests {
     }
 
     fn stored(settings: &Settings) -> Tokens {
-        Store::new(settings).load(settings).unwrap()
+        Store::new(settings).load().unwrap()
     }
 
     const WANT: Want = Want {
@@ -510,5 +544,40 @@ mod tests {
         let s = settings(home.path());
         let err = obtain(&s, &Scripted::new([]), WANT).unwrap_err();
         assert!(matches!(err, Error::LoginRequired { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn an_import_revokes_the_refresh_token_it_replaces() {
+        let home = tempfile::tempdir().unwrap();
+        let s = settings(home.path());
+        seed(&s, "r0", Some(100));
+        let server = Scripted::new([fresh("a1", None), answer(200, "")]);
+        import(&s, &server, RefreshToken::new("r1")).unwrap();
+        assert_eq!(server.field(0, "refresh_token").as_deref(), Some("r1"));
+        assert_eq!(
+            server.field(1, "token").as_deref(),
+            Some("r0"),
+            "the old one is revoked"
+        );
+        assert_eq!(stored(&s).refresh_token, Some(RefreshToken::new("r1")));
+        // Importing the same token again revokes nothing.
+        let server = Scripted::new([fresh("a2", None)]);
+        import(&s, &server, RefreshToken::new("r1")).unwrap();
+        assert_eq!(server.sent.borrow().len(), 1);
+    }
+
+    #[test]
+    fn a_login_for_other_scopes_is_not_used_and_the_error_says_so() {
+        let home = tempfile::tempdir().unwrap();
+        let s = settings(home.path());
+        seed(&s, "r0", Some(3000));
+        let mut other = settings(home.path());
+        other.scope = "openid".into();
+        let err = obtain(&other, &Scripted::new([]), WANT).unwrap_err();
+        assert_eq!(err.exit_code(), 3);
+        assert!(
+            err.to_string().contains("another client id, OAuth URL or scopes"),
+            "{err}"
+        );
     }
 }

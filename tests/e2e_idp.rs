@@ -78,17 +78,18 @@ struct E2e {
 impl E2e {
     fn new(rotate: bool, access_ttl: u64) -> E2e {
         let port = free_port();
-        E2e {
+        let e = E2e {
             t: TestEnv::new(),
             idp: Idp::start(port, rotate, access_ttl),
             port,
-        }
+        };
+        e.t.set_oauth_url(&e.idp.oauth_url);
+        e
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
         let mut cmd = self.t.cmd(args);
-        cmd.env("LIGHTFI_OAUTH_URL", &self.idp.oauth_url)
-            .env("LIGHTFI_REDIRECT_URI", format!("http://localhost:{}", self.port))
+        cmd.env("LIGHTFI_REDIRECT_URI", format!("http://localhost:{}", self.port))
             .env("BROWSER", idp_dir().join("browser.sh"));
         cmd
     }

@@ -567,6 +567,29 @@ fn config_file_supplies_the_profile() {
     let t = TestEnv::new();
     std::fs::write(
         t.home().join("config.toml"),
+        format!("[staging]\nclient_id = \"{CLIENT_ID}\"\nscope = \"openid\"\n"),
+    )
+    .unwrap();
+    let mut cmd = t.cmd(&["--profile", "staging"]);
+    cmd.env_remove("LIGHTFI_CLIENT_ID")
+        .env("LIGHTFI_REFRESH_TOKEN", "ci-refresh");
+    t.forbid("ci-refresh");
+    assert_exit(&t.run_cmd(cmd), 0);
+    let stores: Vec<String> = std::fs::read_dir(t.home().join("tokens"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("staging@") && n.ends_with(".json"))
+        .collect();
+    assert_eq!(stores.len(), 1, "{stores:?}");
+    assert_eq!(t.server.requests().len(), 1);
+    assert_eq!(t.server.token_requests()[0].field("client_id"), Some(CLIENT_ID));
+}
+
+#[test]
+fn the_ci_refresh_token_is_never_sent_to_a_profile_tables_server() {
+    let t = TestEnv::new();
+    std::fs::write(
+        t.home().join("config.toml"),
         format!(
             "[staging]\nclient_id = \"{CLIENT_ID}\"\noauth_url = \"{}\"\n",
             t.server.url
@@ -578,9 +601,52 @@ fn config_file_supplies_the_profile() {
         .env_remove("LIGHTFI_OAUTH_URL")
         .env("LIGHTFI_REFRESH_TOKEN", "ci-refresh");
     t.forbid("ci-refresh");
-    assert_exit(&t.run_cmd(cmd), 0);
-    assert!(t.home().join("tokens").join("staging.json").exists());
-    assert_eq!(t.server.requests().len(), 1);
+    let out = t.run_cmd(cmd);
+    assert_exit(&out, 4);
+    let err = stderr(&out);
+    assert!(
+        err.contains("LIGHTFI_REFRESH_TOKEN") && err.contains("[staging]"),
+        "{err}"
+    );
+    assert_eq!(t.server.requests().len(), 0);
+}
+
+#[test]
+fn an_exported_legacy_secret_never_goes_with_a_profiles_client() {
+    let t = TestEnv::new();
+    std::fs::write(
+        t.home().join("config.toml"),
+        format!(
+            "[staging]\nclient_id = \"staging-id\"\noauth_url = \"{}\"\n",
+            t.server.url
+        ),
+    )
+    .unwrap();
+    let mut cmd = t.cmd(&["--profile", "staging", "login", "--refresh-token-stdin"]);
+    cmd.env_remove("LIGHTFI_CLIENT_ID")
+        .env_remove("LIGHTFI_CLIENT_SECRET")
+        .env_remove("LIGHTFI_OAUTH_URL")
+        .env("CLIENT_SECRET", "prod-secret")
+        .stdin(std::process::Stdio::piped());
+    t.forbid("prod-secret");
+    t.forbid("rt-staging");
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"rt-staging\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    t.assert_no_leak(&out.stderr);
+    assert_exit(&out, 0);
+    let sent = t.server.token_requests();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].field("client_id"), Some("staging-id"));
+    assert_eq!(
+        sent[0].header("Authorization"),
+        None,
+        "no Basic auth with another client's secret"
+    );
 }
 
 #[test]

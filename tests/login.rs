@@ -358,7 +358,8 @@ fn a_cancelled_login_is_not_repeated_by_the_callers_that_waited_for_it() {
         assert_eq!(stdout(&out), "");
     }
     assert_eq!(browser.urls().len(), 1, "one login, not one per waiting caller");
-    assert!(pty.output().contains("left no login"), "{}", pty.output());
+    let output = pty.output_with("left no login");
+    assert!(output.contains("left no login"), "{output}");
 }
 
 #[test]

@@ -506,3 +506,24 @@ fn refuses_to_start_when_another_program_has_the_port_on_ipv6() {
     assert_exit(&out, 4);
     assert!(stderr(&out).contains(&format!("[::1]:{port}")), "{}", stderr(&out));
 }
+
+#[test]
+fn a_request_never_waits_long_behind_another_process() {
+    let t = TestEnv::new();
+    t.seed(Some("refresh-0"), Some(("seeded-tok", 4000, 3600)));
+    let key = show_key(&t);
+    let serve = Serve::start(&t);
+    // Another lightfi-token holds the profile (a browser login, say).
+    let held = t.hold_lock();
+    let started = Instant::now();
+    let answer = get_token(&serve, &key);
+    assert_eq!(answer.status, 503, "{answer:?}");
+    assert_eq!(answer.json()["error"], "busy");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "it waited {:?}",
+        started.elapsed()
+    );
+    drop(held);
+    assert_eq!(get_token(&serve, &key).status, 200);
+}

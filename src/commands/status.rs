@@ -35,11 +35,38 @@ struct Status {
     pub store: String,
     pub client_id: String,
     pub oauth_url: String,
+    pub redirect_uri: String,
+    pub scope: String,
+    /// Where each setting came from: a flag, an environment variable's
+    /// name, `config.toml [profile]` or `default`.
+    pub sources: Sources,
+    /// Logins stored for this profile with another client id, OAuth URL or scopes.
+    pub other_logins: Vec<OtherLogin>,
     /// "store", "LIGHTFI_REFRESH_TOKEN", or null when there is none.
     pub refresh_token: Option<&'static str>,
     pub access_token: Option<AccessStatus>,
     pub user: Option<String>,
     pub scopes: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Sources {
+    pub profile: String,
+    pub home: String,
+    pub client_id: String,
+    /// None when there is no client secret.
+    pub client_secret: Option<String>,
+    pub oauth_url: String,
+    pub redirect_uri: String,
+    pub scope: String,
+}
+
+#[derive(Debug, Serialize)]
+struct OtherLogin {
+    pub store: String,
+    pub client_id: String,
+    pub oauth_url: String,
+    pub scope: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -58,7 +85,9 @@ impl Status {
 
 fn status(settings: &Settings) -> Result<Status> {
     let store = Store::new(settings);
-    let tokens = store.load(settings)?;
+    let tokens = store.load()?;
+    let from = |source: crate::config::Source| source.describe(&settings.profile);
+    let sources = &settings.sources;
     let now = OffsetDateTime::now_utc();
     let refresh_token = if settings.env_refresh_token.is_some() {
         Some("LIGHTFI_REFRESH_TOKEN")
@@ -85,6 +114,27 @@ fn status(settings: &Settings) -> Result<Status> {
         store: store.path().display().to_string(),
         client_id: settings.client.id.clone(),
         oauth_url: settings.client.endpoints.base.clone(),
+        redirect_uri: settings.redirect_uri.clone(),
+        scope: settings.scope.clone(),
+        sources: Sources {
+            profile: from(sources.profile),
+            home: from(sources.home),
+            client_id: from(sources.client_id),
+            client_secret: sources.client_secret.map(from),
+            oauth_url: from(sources.oauth_url),
+            redirect_uri: from(sources.redirect_uri),
+            scope: from(sources.scope),
+        },
+        other_logins: store
+            .others()
+            .into_iter()
+            .map(|o| OtherLogin {
+                store: o.path.display().to_string(),
+                client_id: o.client_id,
+                oauth_url: o.oauth_url,
+                scope: o.scope,
+            })
+            .collect(),
         refresh_token,
         access_token: tokens.access.as_ref().map(|a| AccessStatus {
             expires_at: rfc3339(a.expires_at),
@@ -107,15 +157,48 @@ fn render_text(s: &Status) -> String {
         Some(a) => format!("expired at {}", a.expires_at),
         None => "none cached".to_string(),
     };
+    let src = &s.sources;
+    let secret = match &src.client_secret {
+        Some(source) => format!("set  ({source})"),
+        None => "none".to_string(),
+    };
     let mut out = format!(
-        "profile:       {}\nstore:         {}\nclient id:     {}\noauth url:     {}\nrefresh token: {refresh}\naccess token:  {access}\n",
-        s.profile, s.store, s.client_id, s.oauth_url
+        "profile:       {}  ({})\n\
+         store:         {}\n\
+         client id:     {}  ({})\n\
+         client secret: {secret}\n\
+         oauth url:     {}  ({})\n\
+         redirect uri:  {}  ({})\n\
+         scope:         {}  ({})\n\
+         refresh token: {refresh}\n\
+         access token:  {access}\n",
+        s.profile,
+        src.profile,
+        s.store,
+        s.client_id,
+        src.client_id,
+        s.oauth_url,
+        src.oauth_url,
+        s.redirect_uri,
+        src.redirect_uri,
+        s.scope,
+        src.scope,
     );
     if let Some(user) = &s.user {
         out += &format!("user:          {user}\n");
     }
     if !s.scopes.is_empty() {
         out += &format!("scopes:        {}\n", s.scopes.join(" "));
+    }
+    if !s.other_logins.is_empty() {
+        out += "other logins of this profile (another client id, OAuth URL or scopes):\n";
+        for other in &s.other_logins {
+            let scope = other.scope.as_deref().unwrap_or("(not recorded)");
+            out += &format!(
+                "  client id {}, oauth url {}, scopes {scope}: {}\n",
+                other.client_id, other.oauth_url, other.store
+            );
+        }
     }
     out
 }

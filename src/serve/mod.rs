@@ -42,6 +42,8 @@ use policy::{KEY_HEADER, Refusal, check, path_of};
 
 /// Threads answering requests; more requests wait in line.
 const WORKERS: usize = 8;
+/// How long a request waits for another process holding the profile's lock.
+const BUSY_AFTER: Duration = Duration::from_secs(3);
 /// How often idle threads look whether a stop was asked for.
 const POLL: Duration = Duration::from_millis(200);
 
@@ -58,6 +60,12 @@ pub fn run(settings: &Settings, port: u16) -> Result<()> {
     let stop = stop_on_signals()?;
     announce(settings, port, listeners.len() > 1, &key_path);
 
+    // A request never waits long behind another process holding the
+    // profile (a browser login can take minutes): it answers 503 busy.
+    let settings = &Settings {
+        lock_timeout: settings.lock_timeout.min(BUSY_AFTER),
+        ..settings.clone()
+    };
     let ctx = Context { settings, key, port };
     let (sender, receiver) = mpsc::channel();
     let receiver = Mutex::new(receiver);
@@ -97,10 +105,8 @@ fn announce(settings: &Settings, port: u16, v6: bool, key_path: &std::path::Path
         settings.profile,
         key_path.display(),
     ));
-    let logged_in = settings.env_refresh_token.is_some()
-        || Store::new(settings)
-            .load(settings)
-            .is_ok_and(|t| t.refresh_token.is_some());
+    let logged_in =
+        settings.env_refresh_token.is_some() || Store::new(settings).load().is_ok_and(|t| t.refresh_token.is_some());
     if !logged_in {
         report::warn("not logged in yet: GET /token answers 503 until you run `lightfi-token login`");
     }

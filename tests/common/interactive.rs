@@ -162,4 +162,17 @@ impl Pty {
     pub fn output(&self) -> String {
         String::from_utf8_lossy(&self.collected.lock().unwrap()).into_owned()
     }
+
+    /// The output once it contains `text`, or as it is after 10 s: the
+    /// collecting thread may still be reading what exited children wrote.
+    pub fn output_with(&self, text: &str) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let output = self.output();
+            if output.contains(text) || std::time::Instant::now() > deadline {
+                return output;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }

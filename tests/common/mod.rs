@@ -246,6 +246,9 @@ pub struct TestEnv {
     pub secret: Option<String>,
     /// Extra strings that must never appear on stderr (seeded tokens…).
     pub secrets: Mutex<Vec<String>>,
+    /// The OAuth URL lightfi-token is given: the fake endpoint's, unless a
+    /// test points it at another server.
+    oauth_url: Mutex<String>,
 }
 
 impl TestEnv {
@@ -260,9 +263,11 @@ impl TestEnv {
     }
 
     fn with_secret(secret: Option<&str>) -> TestEnv {
+        let server = FakeServer::start();
         TestEnv {
             home: tempfile::tempdir().unwrap(),
-            server: FakeServer::start(),
+            oauth_url: Mutex::new(server.url.clone()),
+            server,
             secret: secret.map(str::to_string),
             secrets: Mutex::new(secret.into_iter().map(str::to_string).collect()),
         }
@@ -272,7 +277,39 @@ impl TestEnv {
         self.home.path()
     }
 
+    /// The default profile's store for the test client, the fake endpoint
+    /// and the default scope: `<profile>@<16 hex digits of SHA-256 over
+    /// client id, OAuth URL and scope set, each NUL-ended>.json`.
     pub fn store_path(&self) -> PathBuf {
+        self.store_path_for(CLIENT_ID, &self.oauth_url(), "aws.cognito.signin.user.admin")
+    }
+
+    /// The OAuth URL `cmd` passes.
+    pub fn oauth_url(&self) -> String {
+        self.oauth_url.lock().unwrap().clone()
+    }
+
+    /// Point lightfi-token at another OAuth server than the fake endpoint.
+    pub fn set_oauth_url(&self, url: &str) {
+        *self.oauth_url.lock().unwrap() = url.to_string();
+    }
+
+    pub fn store_path_for(&self, client_id: &str, oauth_url: &str, scope: &str) -> PathBuf {
+        use sha2::Digest;
+        let mut scopes: Vec<&str> = scope.split_whitespace().collect();
+        scopes.sort_unstable();
+        scopes.dedup();
+        let mut hash = sha2::Sha256::new();
+        for part in [client_id, oauth_url, &scopes.join(" ")] {
+            hash.update(part.as_bytes());
+            hash.update([0]);
+        }
+        let hex: String = hash.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect();
+        self.home().join("tokens").join(format!("default@{hex}.json"))
+    }
+
+    /// Where versions before identity-keyed stores kept the default profile's tokens.
+    pub fn legacy_store_path(&self) -> PathBuf {
         self.home().join("tokens").join("default.json")
     }
 
@@ -288,7 +325,7 @@ impl TestEnv {
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", self.home())
             .env("LIGHTFI_TOKEN_HOME", self.home())
-            .env("LIGHTFI_OAUTH_URL", &self.server.url)
+            .env("LIGHTFI_OAUTH_URL", self.oauth_url())
             .env("LIGHTFI_CLIENT_ID", CLIENT_ID)
             .args(args)
             .stdin(Stdio::null());
@@ -330,9 +367,19 @@ impl TestEnv {
     }
 
     pub fn seed_for(&self, client_id: &str, refresh: Option<&str>, access: Option<(&str, i64, i64)>) {
+        self.seed_at(&self.store_path(), client_id, refresh, access)
+    }
+
+    /// As [`TestEnv::seed`], into the file where versions before
+    /// identity-keyed stores kept the profile's tokens.
+    pub fn seed_legacy(&self, refresh: Option<&str>, access: Option<(&str, i64, i64)>) {
+        self.seed_at(&self.legacy_store_path(), CLIENT_ID, refresh, access)
+    }
+
+    pub fn seed_at(&self, path: &Path, client_id: &str, refresh: Option<&str>, access: Option<(&str, i64, i64)>) {
         let now = time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
         let fmt = |t: time::OffsetDateTime| t.format(&time::format_description::well_known::Rfc3339).unwrap();
-        let mut value = serde_json::json!({ "client_id": client_id, "oauth_url": self.server.url });
+        let mut value = serde_json::json!({ "client_id": client_id, "oauth_url": self.oauth_url() });
         if let Some(r) = refresh {
             value["refresh_token"] = r.into();
             self.forbid(r);
@@ -348,7 +395,7 @@ impl TestEnv {
             self.forbid(token);
         }
         std::fs::create_dir_all(self.home().join("tokens")).unwrap();
-        std::fs::write(self.store_path(), serde_json::to_vec_pretty(&value).unwrap()).unwrap();
+        std::fs::write(path, serde_json::to_vec_pretty(&value).unwrap()).unwrap();
     }
 
     /// Take the profile's lock as another lightfi-token process would; held until dropped.

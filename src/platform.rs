@@ -1,0 +1,92 @@
+//! What differs between operating systems, in one place: opening files
+//! that must be regular files, and deciding whether a file may be trusted
+//! (Unix owners and modes). Elsewhere the checks that have no meaning are
+//! skipped.
+#![allow(unsafe_code)]
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read};
+use std::path::Path;
+
+/// Open `path` for reading, refusing anything but a regular file — without
+/// blocking on a FIFO that someone put in its place.
+pub fn open_regular(path: &Path) -> io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+    let file = options.open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
+    }
+    Ok(file)
+}
+
+/// `path`'s whole content, if it is a regular file; None when it does not exist.
+pub fn read_regular(path: &Path) -> io::Result<Option<Vec<u8>>> {
+    let mut file = match open_regular(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    Ok(Some(bytes))
+}
+
+/// Why a file was not read.
+#[derive(Debug)]
+pub enum Untrusted {
+    Io(io::Error),
+    /// Someone else could have written it.
+    Because(String),
+}
+
+/// The text and permission bits of `path` (a config file), if it exists and
+/// neither it nor its folder could have been written by another user: owned
+/// by us (or root), not writable by others, and writable by the group only
+/// when that group is our own primary group.
+pub fn read_trusted(path: &Path) -> Result<Option<(String, u32)>, Untrusted> {
+    let mut file = match open_regular(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Untrusted::Io(e)),
+    };
+    let meta = file.metadata().map_err(Untrusted::Io)?;
+    #[cfg(unix)]
+    let mode = {
+        use std::os::unix::fs::MetadataExt;
+        check_owner(&meta, "it").map_err(Untrusted::Because)?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            let dir_meta = std::fs::metadata(dir).map_err(Untrusted::Io)?;
+            check_owner(&dir_meta, "its folder").map_err(Untrusted::Because)?;
+        }
+        meta.mode()
+    };
+    #[cfg(not(unix))]
+    let mode = {
+        let _ = &meta;
+        0
+    };
+    let mut text = String::new();
+    file.read_to_string(&mut text).map_err(Untrusted::Io)?;
+    Ok(Some((text, mode)))
+}
+
+#[cfg(unix)]
+fn check_owner(meta: &std::fs::Metadata, what: &str) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid and getegid cannot fail and touch no memory.
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    if meta.uid() != uid && meta.uid() != 0 {
+        return Err(format!("{what} belongs to another user (uid {})", meta.uid()));
+    }
+    let mode = meta.mode();
+    if mode & 0o002 != 0 {
+        return Err(format!("{what} is writable by every user"));
+    }
+    if mode & 0o020 != 0 && meta.gid() != gid {
+        return Err(format!("{what} is writable by group {}", meta.gid()));
+    }
+    Ok(())
+}
