@@ -47,8 +47,11 @@ pub struct TokenResponse {
 pub enum Failure {
     /// The server answered with an RFC 6749 §5.2 error.
     OAuth(OAuthError),
-    /// No usable answer: network, timeout, 5xx, or a malformed body.
-    Unavailable(String),
+    /// No usable answer: network, timeout, 5xx, 429, or a malformed body;
+    /// with the server's last `Retry-After`, if it sent one.
+    Unavailable { why: String, retry_after: Option<Duration> },
+    /// The endpoint is not there (404, 405): the OAuth URL is wrong.
+    WrongUrl(String),
 }
 
 impl Failure {
@@ -58,8 +61,25 @@ impl Failure {
         match self {
             Failure::OAuth(e) if e.error == "invalid_grant" => Error::RefreshRejected(e),
             Failure::OAuth(e) => Error::ClientRejected(e),
-            Failure::Unavailable(msg) => Error::unavailable(msg),
+            Failure::Unavailable { why, .. } => Error::unavailable(why),
+            Failure::WrongUrl(why) => Error::config(
+                why,
+                "check the OAuth URL (--oauth-url, LIGHTFI_OAUTH_URL or oauth_url in config.toml): \
+                 it is the hosted UI's base URL ending in /oauth2",
+            ),
         }
+    }
+
+    /// What the server said, in words.
+    pub fn describe(&self) -> String {
+        match self {
+            Failure::OAuth(e) => e.to_string(),
+            Failure::Unavailable { why, .. } | Failure::WrongUrl(why) => why.clone(),
+        }
+    }
+
+    fn unavailable(why: String) -> Failure {
+        Failure::Unavailable { why, retry_after: None }
     }
 }
 
@@ -225,11 +245,12 @@ fn form_post(client: &Client, url: String, fields: Vec<(&'static str, String)>) 
 }
 
 /// Send `post`, retrying network errors, timeouts, 5xx and 429 with
-/// backoff (or the server's `Retry-After`, capped).
+/// jittered backoff (or the server's `Retry-After`, capped), so callers on
+/// many machines do not retry in step.
 pub fn send(transport: &dyn Transport, post: &FormPost) -> Result<Answer, Failure> {
     let mut attempt = 0;
     loop {
-        let problem = match transport.send(post) {
+        let (why, retry_after) = match transport.send(post) {
             Ok(answer) if !(answer.status >= 500 || answer.status == 429) => return Ok(answer),
             Ok(answer) => (
                 format!("{} answered HTTP {}", post.url, answer.status),
@@ -239,12 +260,25 @@ pub fn send(transport: &dyn Transport, post: &FormPost) -> Result<Answer, Failur
         };
         if attempt == RETRIES {
             let tries = RETRIES + 1;
-            return Err(Failure::Unavailable(format!("{} (tried {tries} times)", problem.0)));
+            return Err(Failure::Unavailable {
+                why: format!("{why} (tried {tries} times)"),
+                retry_after,
+            });
         }
         attempt += 1;
-        let backoff = Duration::from_millis(500) * 2u32.pow(attempt - 1);
-        transport.pause(problem.1.unwrap_or(backoff));
+        let backoff = jitter(Duration::from_millis(500) * 2u32.pow(attempt - 1));
+        transport.pause(retry_after.unwrap_or(backoff));
     }
+}
+
+/// `base` scaled by a random factor from 0.5 to 1.5.
+pub fn jitter(base: Duration) -> Duration {
+    let mut byte = [0u8; 1];
+    let factor = match getrandom::fill(&mut byte) {
+        Ok(()) => 0.5 + f64::from(byte[0]) / 255.0,
+        Err(_) => 1.0,
+    };
+    base.mul_f64(factor)
 }
 
 /// A token request: send it and read the answer.
@@ -261,7 +295,11 @@ pub fn revoke(transport: &dyn Transport, post: &FormPost) -> Result<(), Failure>
     }
     match oauth_error(&answer.body) {
         Some(e) => Err(Failure::OAuth(e)),
-        None => Err(Failure::Unavailable(format!(
+        None if answer.status == 404 || answer.status == 405 => Err(Failure::WrongUrl(format!(
+            "{} answered HTTP {}: is the OAuth URL right?",
+            post.url, answer.status
+        ))),
+        None => Err(Failure::unavailable(format!(
             "{} answered HTTP {}",
             post.url, answer.status
         ))),
@@ -273,7 +311,7 @@ pub fn token_answer(url: &str, answer: &Answer) -> Result<TokenResponse, Failure
     let status = answer.status;
     if (200..300).contains(&status) {
         return parse_token_response(&answer.body)
-            .map_err(|what| Failure::Unavailable(format!("{url} answered {what}")));
+            .map_err(|what| Failure::unavailable(format!("{url} answered {what}")));
     }
     match oauth_error(&answer.body) {
         Some(e) => Err(Failure::OAuth(e)),
@@ -283,10 +321,10 @@ pub fn token_answer(url: &str, answer: &Answer) -> Result<TokenResponse, Failure
             error: "invalid_client".into(),
             description: Some(format!("{url} answered HTTP 401 without an OAuth error body")),
         })),
-        None if status == 404 || status == 405 => Err(Failure::Unavailable(format!(
+        None if status == 404 || status == 405 => Err(Failure::WrongUrl(format!(
             "{url} answered HTTP {status}: is the OAuth URL right?"
         ))),
-        None => Err(Failure::Unavailable(format!(
+        None => Err(Failure::unavailable(format!(
             "{url} answered HTTP {status} without an OAuth error"
         ))),
     }

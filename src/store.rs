@@ -52,6 +52,49 @@ pub struct Tokens {
     pub refresh_token: Option<RefreshToken>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access: Option<Access>,
+    /// How the last refresh or login that failed ended: callers that waited
+    /// for it, and callers soon after it, answer the same instead of asking
+    /// the server again (one request per wave, also when it fails).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<Attempt>,
+    /// The server has rotated this login's refresh token before.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rotates: bool,
+    /// Set while a refresh of a rotating login is under way: if it is still
+    /// set when the next process reads the store, the process that sent it
+    /// died before storing the answer, and the refresh token it had may be gone.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub refresh_started: Option<OffsetDateTime>,
+}
+
+/// A failed attempt to get tokens, as recorded in the store.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Attempt {
+    #[serde(with = "time::serde::rfc3339")]
+    pub ended_at: OffsetDateTime,
+    pub kind: AttemptKind,
+    /// The error's message and hint, as the caller that made the attempt reported them.
+    pub message: String,
+    #[serde(default)]
+    pub hint: String,
+    /// The server's `Retry-After`, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptKind {
+    /// The server was unreachable or failing (exit 5).
+    Unavailable,
+    /// The server refused our client, or the URL is wrong (exit 4).
+    Configuration,
+    /// A browser login was cancelled, refused or timed out (exit 3).
+    Login,
 }
 
 /// An access token and what we know about it.
@@ -167,6 +210,9 @@ impl Store {
             scope: Some(self.identity.scope.clone()),
             refresh_token: None,
             access: None,
+            last_failure: None,
+            rotates: false,
+            refresh_started: None,
         }
     }
 

@@ -4,6 +4,7 @@
 //! the OAuth requests return what the server answered and never store.
 
 use std::io::IsTerminal;
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
@@ -14,7 +15,7 @@ use crate::login::{self, LoginOptions};
 use crate::oauth::{self, Failure, TokenResponse, Transport};
 use crate::report;
 use crate::secret::{AccessToken, RefreshToken};
-use crate::store::{Access, Lock, Store, Tokens};
+use crate::store::{Access, Attempt, AttemptKind, Lock, Store, Tokens};
 
 /// The `--min-valid` default, also used by `git-credential`, `exec` and `serve`.
 pub const DEFAULT_MIN_VALID: u64 = 300;
@@ -47,12 +48,20 @@ fn running_in_ci() -> bool {
     })
 }
 
+/// How long callers that come after a failed attempt answer with its
+/// outcome instead of asking the server again, unless it sent a longer
+/// `Retry-After` (honoured up to [`MAX_BACKOFF`]).
+pub const BACKOFF: Duration = Duration::from_secs(5);
+pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
 /// A valid access token for the profile.
 ///
 /// The cached path reads the store without the lock and builds nothing else.
 /// Otherwise, with the lock held: re-read (another process may have just
 /// refreshed), refresh, or log in, and write the result — so N concurrent
-/// callers cause one token request or one browser login.
+/// callers cause one token request or one browser login. A failed attempt
+/// is recorded too: callers that waited for it, or come within the back-off
+/// after it, return its outcome without asking the server again.
 pub fn obtain(settings: &Settings, transport: &dyn Transport, want: Want) -> Result<Access> {
     let store = Store::new(settings);
     let env_digest = settings.env_refresh_token.as_ref().map(digest);
@@ -63,6 +72,7 @@ pub fn obtain(settings: &Settings, transport: &dyn Transport, want: Want) -> Res
         return Ok(access);
     }
 
+    let wait_started = OffsetDateTime::now_utc();
     let lock = store.lock(settings.lock_timeout)?;
     let mut tokens = store.load()?;
     let now = OffsetDateTime::now_utc();
@@ -71,12 +81,20 @@ pub fn obtain(settings: &Settings, transport: &dyn Transport, want: Want) -> Res
     {
         return Ok(access);
     }
-    // Waited for another process: if it was logging in and that login failed
-    // (cancelled, timed out), do not start a second one — one login per wave.
-    let may_log_in = want.may_interact && !lock.waited() && interaction_allowed(settings);
-    let log_in = |store: &Store, lock: &Lock| {
-        let options = LoginOptions::default();
-        log_in_locked(settings, transport, store, lock, options)
+    if let Some(attempt) = tokens
+        .last_failure
+        .as_ref()
+        .filter(|a| still_applies(a, wait_started, now))
+    {
+        return repeat(attempt, &tokens, env_digest.as_deref(), now, false);
+    }
+    let may_log_in = want.may_interact && interaction_allowed(settings);
+    let log_in = |tokens: &mut Tokens| {
+        let result = log_in_locked(settings, transport, &store, &lock, LoginOptions::default());
+        if let Err(e @ Error::LoginFailed { .. }) = &result {
+            record(&store, &lock, tokens, AttemptKind::Login, e, None);
+        }
+        result
     };
 
     let refresh_token = settings
@@ -86,28 +104,36 @@ pub fn obtain(settings: &Settings, transport: &dyn Transport, want: Want) -> Res
         .cloned();
     let Some(refresh_token) = refresh_token else {
         if may_log_in {
-            return log_in(&store, &lock);
+            return log_in(&mut tokens);
         }
-        let msg = if lock.waited() && want.may_interact {
-            format!(
-                "not logged in (profile `{}`): another lightfi-token process held the profile and left no login",
-                settings.profile
-            )
-        } else if !store.others().is_empty() {
+        let msg = if store.others().is_empty() {
+            format!("not logged in (profile `{}`)", settings.profile)
+        } else {
             // Logged in, but with another client id, OAuth URL or scope set:
             // never hand out a token made for other settings.
             format!(
-                "not logged in with these settings (profile `{}` has a login for another client id, OAuth URL or scopes;                  `lightfi-token status` lists them)",
+                "not logged in with these settings (profile `{}` has a login for another client id, OAuth URL \
+                 or scopes; `lightfi-token status` lists them)",
                 settings.profile
             )
-        } else {
-            format!("not logged in (profile `{}`)", settings.profile)
         };
         return Err(Error::LoginRequired { msg });
     };
 
+    // A rotating login: mark the refresh as under way, so that if this
+    // process dies before storing the answer, the next one knows why the
+    // stored refresh token may have stopped working.
+    let died_mid_refresh = tokens.refresh_started.is_some();
+    if tokens.rotates && settings.env_refresh_token.is_none() {
+        tokens.refresh_started = Some(now);
+        store.save(&tokens, &lock)?;
+    }
     match oauth::token(transport, &oauth::refresh_request(&settings.client, &refresh_token)) {
-        Ok(response) => keep(&store, &lock, &mut tokens, response, env_digest),
+        Ok(response) => {
+            // A refresh that answers with a new refresh token: rotation.
+            tokens.rotates |= response.refresh_token.is_some() && env_digest.is_none();
+            keep(&store, &lock, &mut tokens, response, env_digest)
+        }
         Err(Failure::OAuth(e)) if e.error == "invalid_grant" => {
             if settings.env_refresh_token.is_some() {
                 return Err(Error::LoginFailed {
@@ -120,30 +146,116 @@ pub fn obtain(settings: &Settings, transport: &dyn Transport, want: Want) -> Res
             // with it the access tokens issued from it: forget both.
             tokens.refresh_token = None;
             tokens.access = None;
+            tokens.refresh_started = None;
+            tokens.last_failure = None;
             store.save(&tokens, &lock)?;
+            if died_mid_refresh {
+                report::warn(
+                    "a lightfi-token process was stopped between the server's answer to a refresh and storing it; \
+                     the server rotates this login's refresh tokens, so the one it answered with was lost and \
+                     the stored one was no longer valid (the app client's rotation grace period had passed)",
+                );
+            }
             if may_log_in {
                 report::warn(&format!("the stored login was rejected ({e}); logging in again"));
-                return log_in(&store, &lock);
+                return log_in(&mut tokens);
             }
             Err(Error::RefreshRejected(e))
         }
         Err(failure) => {
+            let retry_after = match &failure {
+                Failure::Unavailable { retry_after, .. } => *retry_after,
+                _ => None,
+            };
             let err = failure.into_refresh_error();
+            let kind = match err.exit_code() {
+                5 => AttemptKind::Unavailable,
+                _ => AttemptKind::Configuration,
+            };
+            tokens.refresh_started = None;
+            record(&store, &lock, &mut tokens, kind, &err, retry_after);
             // Failing server, but the cached token has not expired yet: better
             // a token that works for a while than no token. The retries took
             // time: judge "not expired" by the clock now.
             let now = OffsetDateTime::now_utc();
-            if let Some(access) = cached(&tokens, env_digest.as_deref(), now, 0)
-                && matches!(err, Error::ServerUnavailable { .. })
-            {
-                report::warn(&format!(
-                    "{err}; using the cached access token, which expires in {} s",
-                    access.seconds_left(now)
-                ));
-                return Ok(access);
+            match tokens.last_failure.as_ref() {
+                Some(attempt) => repeat(attempt, &tokens, env_digest.as_deref(), now, true),
+                None => Err(err),
             }
-            Err(err)
         }
+    }
+}
+
+/// Whether a recorded failure answers a caller that started waiting for the
+/// lock at `wait_started`: it ended after that (the caller waited for it), or
+/// it is recent enough that asking the server again would only add load.
+fn still_applies(attempt: &Attempt, wait_started: OffsetDateTime, now: OffsetDateTime) -> bool {
+    let backoff = attempt
+        .retry_after
+        .map_or(BACKOFF, |secs| Duration::from_secs(secs).clamp(BACKOFF, MAX_BACKOFF));
+    attempt.ended_at >= wait_started || now < attempt.ended_at + backoff
+}
+
+/// The outcome of a recorded failure, for this caller (`own`: the caller
+/// that made the attempt): the still-valid cached token with a warning when
+/// the server was failing, else the same error.
+fn repeat(
+    attempt: &Attempt,
+    tokens: &Tokens,
+    env_digest: Option<&str>,
+    now: OffsetDateTime,
+    own: bool,
+) -> Result<Access> {
+    let ago = (now - attempt.ended_at).whole_seconds().max(0);
+    let when = if own {
+        String::new()
+    } else {
+        format!(" (found by another lightfi-token {ago} s ago; not asking again yet)")
+    };
+    if attempt.kind == AttemptKind::Unavailable
+        && let Some(access) = cached(tokens, env_digest, now, 0)
+    {
+        report::warn(&format!(
+            "{}{when}; using the cached access token, which expires in {} s",
+            attempt.message,
+            access.seconds_left(now)
+        ));
+        return Ok(access);
+    }
+    let msg = format!("{}{when}", attempt.message);
+    let hint = attempt.hint.clone();
+    Err(match attempt.kind {
+        AttemptKind::Unavailable => Error::ServerUnavailable { msg },
+        AttemptKind::Configuration => Error::Config { msg, hint },
+        AttemptKind::Login => Error::LoginFailed {
+            msg: format!(
+                "another lightfi-token process's login {ago} s ago left no login: {}",
+                attempt.message
+            ),
+            hint,
+        },
+    })
+}
+
+/// Record a failed attempt in the store (best effort: the caller reports
+/// the failure itself either way).
+fn record(
+    store: &Store,
+    lock: &Lock,
+    tokens: &mut Tokens,
+    kind: AttemptKind,
+    err: &Error,
+    retry_after: Option<Duration>,
+) {
+    tokens.last_failure = Some(Attempt {
+        ended_at: OffsetDateTime::now_utc(),
+        kind,
+        message: err.to_string(),
+        hint: err.hint(),
+        retry_after: retry_after.map(|d| d.as_secs()),
+    });
+    if let Err(e) = store.save(tokens, lock) {
+        report::warn(&format!("cannot record the failed attempt: {e}"));
     }
 }
 
@@ -227,6 +339,8 @@ fn keep(
         (None, _) => {}
     }
     tokens.access = Some(access.clone());
+    tokens.last_failure = None;
+    tokens.refresh_started = None;
     store.save(tokens, lock)?;
     Ok(access)
 }
@@ -284,10 +398,7 @@ pub fn import(settings: &Settings, transport: &dyn Transport, refresh_token: Ref
 fn revoke_replaced(settings: &Settings, transport: &dyn Transport, replaced: Option<RefreshToken>) {
     let Some(old) = replaced else { return };
     if let Err(failure) = oauth::revoke(transport, &oauth::revoke_request(&settings.client, &old)) {
-        let why = match failure {
-            Failure::OAuth(e) => e.to_string(),
-            Failure::Unavailable(why) => why,
-        };
+        let why = failure.describe();
         report::warn(&format!(
             "could not revoke the refresh token this login replaced ({why}); it stays valid at the server until it expires"
         ));
@@ -319,8 +430,9 @@ pub fn log_out(settings: &Settings, transport: &dyn Transport, revoke: bool) -> 
             Err(Failure::OAuth(e)) => report::warn(&format!(
                 "the server refused to revoke the refresh token ({e}); deleting it here anyway"
             )),
-            Err(Failure::Unavailable(why)) => report::warn(&format!(
-                "could not revoke the refresh token ({why}); deleting it here anyway"
+            Err(other) => report::warn(&format!(
+                "could not revoke the refresh token ({}); deleting it here anyway",
+                other.describe()
             )),
         }
     }
@@ -505,10 +617,11 @@ mod tests {
         let access = obtain(&s, &server, WANT).unwrap();
         assert_eq!(access.token.expose(), "cached");
         assert_eq!(server.sent.borrow().len(), 3, "one try and two retries");
-        assert_eq!(
-            *server.pauses.borrow(),
-            [Duration::from_millis(500), Duration::from_millis(1000)]
-        );
+        let pauses = server.pauses.borrow();
+        assert_eq!(pauses.len(), 2);
+        // 0.5 s then 1 s, each with ±50 % jitter.
+        assert!((250..=750).contains(&pauses[0].as_millis()), "{pauses:?}");
+        assert!((500..=1500).contains(&pauses[1].as_millis()), "{pauses:?}");
         assert_eq!(stored(&s).refresh_token, Some(RefreshToken::new("r0")));
     }
 
@@ -579,5 +692,79 @@ mod tests {
             err.to_string().contains("another client id, OAuth URL or scopes"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_failure_is_answered_again_without_a_request_during_the_back_off() {
+        let home = tempfile::tempdir().unwrap();
+        let s = settings(home.path());
+        seed(&s, "r0", Some(-10));
+        let failing = || Scripted::new([answer(503, ""), answer(503, ""), answer(503, "")]);
+        let server = failing();
+        assert_eq!(obtain(&s, &server, WANT).unwrap_err().exit_code(), 5);
+        assert_eq!(server.sent.borrow().len(), 3);
+        let attempt = stored(&s).last_failure.unwrap();
+        assert_eq!(attempt.kind, AttemptKind::Unavailable);
+
+        let quiet = Scripted::new([]);
+        let err = obtain(&s, &quiet, WANT).unwrap_err();
+        assert_eq!(err.exit_code(), 5);
+        assert!(err.to_string().contains("503"), "{err}");
+        assert!(quiet.sent.borrow().is_empty(), "no request during the back-off");
+
+        // Once the back-off has passed, one caller asks again.
+        let store = Store::new(&s);
+        let lock = store.lock(Duration::from_secs(1)).unwrap();
+        let mut tokens = store.load().unwrap();
+        tokens.last_failure.as_mut().unwrap().ended_at -= BACKOFF + Duration::from_secs(1);
+        store.save(&tokens, &lock).unwrap();
+        drop(lock);
+        let healthy = Scripted::new([fresh("a1", None)]);
+        assert_eq!(obtain(&s, &healthy, WANT).unwrap().token.expose(), "a1");
+        assert!(stored(&s).last_failure.is_none(), "success clears the record");
+    }
+
+    #[test]
+    fn a_longer_retry_after_stretches_the_back_off_up_to_a_minute() {
+        let home = tempfile::tempdir().unwrap();
+        let s = settings(home.path());
+        seed(&s, "r0", Some(100));
+        let busy = |secs| {
+            Ok(Answer {
+                status: 429,
+                retry_after: Some(Duration::from_secs(secs)),
+                body: vec![],
+            })
+        };
+        let server = Scripted::new([busy(1), busy(1), busy(30)]);
+        // The cached token is still valid: it is used, with a warning.
+        assert_eq!(obtain(&s, &server, WANT).unwrap().token.expose(), "cached");
+        let attempt = stored(&s).last_failure.unwrap();
+        assert_eq!(attempt.retry_after, Some(30));
+        let now = OffsetDateTime::now_utc();
+        assert!(still_applies(&attempt, now, now + Duration::from_secs(20)));
+        assert!(!still_applies(&attempt, now, now + Duration::from_secs(31)));
+    }
+
+    #[test]
+    fn a_lost_rotation_is_explained() {
+        let home = tempfile::tempdir().unwrap();
+        let s = settings(home.path());
+        seed(&s, "r0", None);
+        // Rotation seen once…
+        let server = Scripted::new([fresh("a1", Some("r1"))]);
+        obtain(&s, &server, WANT).unwrap();
+        assert!(stored(&s).rotates);
+        // …then a process dies after sending a refresh, before storing its answer.
+        let store = Store::new(&s);
+        let lock = store.lock(Duration::from_secs(1)).unwrap();
+        let mut tokens = store.load().unwrap();
+        tokens.refresh_started = Some(OffsetDateTime::now_utc());
+        tokens.access = None;
+        store.save(&tokens, &lock).unwrap();
+        drop(lock);
+        let server = Scripted::new([answer(400, r#"{"error":"invalid_grant"}"#)]);
+        assert_eq!(obtain(&s, &server, WANT).unwrap_err().exit_code(), 3);
+        assert!(stored(&s).refresh_started.is_none());
     }
 }

@@ -376,3 +376,41 @@ fn no_browser_with_nothing_to_listen_and_stdin_closed_fails_at_once() {
     assert_exit(&out, 3);
     assert!(stderr(&out).contains("stdin was closed"), "{}", stderr(&out));
 }
+
+#[test]
+fn a_short_hold_of_the_lock_does_not_stop_a_terminal_caller_from_logging_in() {
+    let (t, browser, port) = setup();
+    let pty = Pty::open();
+    // Another process (a `git credential erase`, a `serve` request) holds
+    // the profile for a moment.
+    let held = t.hold_lock();
+    let children = gets_at_a_terminal(&t, &browser, port, &pty, 1);
+    std::thread::sleep(Duration::from_millis(300));
+    drop(held);
+    let state = login_state(&browser);
+    assert_eq!(http_get(port, &format!("/?code=c1&state={state}")).0, 200);
+    for child in children {
+        let out = finish(&t, child);
+        assert_eq!(out.status.code(), Some(0), "{}", pty.output());
+        assert_eq!(stdout(&out), format!("{}\n", jwt_like(1)));
+    }
+}
+
+#[test]
+fn a_caller_right_after_a_cancelled_login_does_not_start_another() {
+    let (t, browser, port) = setup();
+    let pty = Pty::open();
+    let first = gets_at_a_terminal(&t, &browser, port, &pty, 1);
+    let state = login_state(&browser);
+    assert_eq!(http_get(port, &format!("/?error=access_denied&state={state}")).0, 400);
+    for child in first {
+        assert_eq!(child.wait_with_output().unwrap().status.code(), Some(3));
+    }
+    let next = gets_at_a_terminal(&t, &browser, port, &pty, 1);
+    for child in next {
+        assert_eq!(child.wait_with_output().unwrap().status.code(), Some(3));
+    }
+    assert_eq!(browser.urls().len(), 1, "no second login at once");
+    let output = pty.output_with("left no login");
+    assert!(output.contains("left no login"), "{output}");
+}
