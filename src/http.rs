@@ -22,6 +22,26 @@ pub struct BindError {
     pub error: io::Error,
 }
 
+impl BindError {
+    /// Whether another program holds the port.
+    pub fn in_use(&self) -> bool {
+        self.error.kind() == io::ErrorKind::AddrInUse
+    }
+
+    /// `cannot listen on ADDR: …`, naming the program that holds the port
+    /// when the system tells it.
+    pub fn describe(&self) -> String {
+        let owner = if self.in_use() {
+            crate::platform::port_owner(self.addr.port())
+                .map(|(pid, name)| format!(" (held by `{name}`, process {pid})"))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        format!("cannot listen on {}: {}{owner}", self.addr, self.error)
+    }
+}
+
 /// Listen on `addr` (a loopback address).
 pub fn listen(addr: SocketAddr) -> io::Result<Listener> {
     let listener = TcpListener::bind(addr)?;

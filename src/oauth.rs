@@ -112,11 +112,21 @@ pub struct Answer {
     pub body: Vec<u8>,
 }
 
+/// How a page answered a plain GET (redirects not followed).
+#[derive(Debug, Clone)]
+pub struct Probe {
+    pub status: u16,
+    pub location: Option<String>,
+}
+
 /// The step that puts a request on the wire. The program uses [`Http`];
 /// tests replace it to drive retries and error mapping in process.
 pub trait Transport {
     /// Send `post` once. `Err` describes a transport failure (no answer).
     fn send(&self, post: &FormPost) -> Result<Answer, String>;
+
+    /// GET `url` once, without following a redirect, reading no body.
+    fn probe(&self, url: &str) -> Result<Probe, String>;
 
     /// Wait before a retry.
     fn pause(&self, duration: Duration) {
@@ -179,6 +189,25 @@ impl Transport for Http {
             status,
             retry_after,
             body,
+        })
+    }
+
+    fn probe(&self, url: &str) -> Result<Probe, String> {
+        let response = self.client()?.get(url).send().map_err(|e| {
+            format!(
+                "cannot reach {}: {}",
+                url.split('?').next().unwrap_or(url),
+                describe(&e)
+            )
+        })?;
+        let location = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        Ok(Probe {
+            status: response.status().as_u16(),
+            location,
         })
     }
 }

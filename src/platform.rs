@@ -90,3 +90,53 @@ fn check_owner(meta: &std::fs::Metadata, what: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// The process listening on TCP `port` on this host, as `(pid, name)`, when
+/// `/proc` tells it (Linux, and only for processes we may look into).
+pub fn port_owner(port: u16) -> Option<(u32, String)> {
+    #[cfg(target_os = "linux")]
+    {
+        let inodes: Vec<String> = ["/proc/net/tcp", "/proc/net/tcp6"]
+            .iter()
+            .filter_map(|table| std::fs::read_to_string(table).ok())
+            .flat_map(|text| {
+                text.lines()
+                    .skip(1)
+                    .filter_map(|line| {
+                        let fields: Vec<&str> = line.split_whitespace().collect();
+                        let local_port = fields.get(1)?.rsplit(':').next()?;
+                        // State 0A is LISTEN.
+                        (u16::from_str_radix(local_port, 16).ok()? == port && *fields.get(3)? == "0A")
+                            .then(|| fields.get(9).map(|inode| format!("socket:[{inode}]")))?
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        if inodes.is_empty() {
+            return None;
+        }
+        for proc_entry in std::fs::read_dir("/proc").ok()?.flatten() {
+            let Ok(pid) = proc_entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let Ok(fds) = std::fs::read_dir(proc_entry.path().join("fd")) else {
+                continue;
+            };
+            for fd in fds.flatten() {
+                let Ok(target) = std::fs::read_link(fd.path()) else {
+                    continue;
+                };
+                if inodes.iter().any(|i| target.as_os_str() == i.as_str()) {
+                    let name = std::fs::read_to_string(proc_entry.path().join("comm")).unwrap_or_default();
+                    return Some((pid, crate::report::sanitize(name.trim())));
+                }
+            }
+        }
+        None
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = port;
+        None
+    }
+}

@@ -490,6 +490,9 @@ mod tests {
         fn pause(&self, duration: Duration) {
             self.pauses.borrow_mut().push(duration);
         }
+        fn probe(&self, _url: &str) -> Result<crate::oauth::Probe, String> {
+            Err("no browser logins in these tests".into())
+        }
     }
 
     fn answer(status: u16, body: &str) -> Result<Answer, String> {

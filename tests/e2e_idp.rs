@@ -210,3 +210,42 @@ fn denied_consent_at_the_server_exits_3() {
     assert!(stderr(&out).contains("access_denied"), "{}", stderr(&out));
     assert!(!e.t.store_path().exists());
 }
+
+/// `login` with one setting wrong: it must stop at once with the cause, and
+/// never send the user to a browser error page.
+fn misconfigured_login(e: &E2e, setting: (&str, &str)) -> std::process::Output {
+    let marker = e.t.home().join("browser-opened");
+    let mut cmd = e.cmd(&["login", "--timeout", "20"]);
+    cmd.env(setting.0, setting.1)
+        .env("BROWSER", format!("touch {}", marker.display()));
+    let started = std::time::Instant::now();
+    let out = e.t.run_cmd(cmd);
+    assert!(!marker.exists(), "no browser for a login that cannot work");
+    assert!(started.elapsed() < Duration::from_secs(15), "it waited for the timeout");
+    out
+}
+
+#[test]
+fn a_login_that_cannot_work_says_why_before_any_browser_opens() {
+    let e = E2e::new(false, 60);
+    // A client id the server does not know.
+    let out = misconfigured_login(&e, ("LIGHTFI_CLIENT_ID", "no-such-client"));
+    assert_exit(&out, 4);
+    assert!(stderr(&out).contains("no-such-client"), "{}", stderr(&out));
+    // A callback URL not registered on the client.
+    let unregistered = format!("http://localhost:{}", free_port());
+    let out = misconfigured_login(&e, ("LIGHTFI_REDIRECT_URI", &unregistered));
+    assert_exit(&out, 4);
+    assert!(stderr(&out).contains("callback URL"), "{}", stderr(&out));
+    // A typo in the OAuth URL's path.
+    let typo = e.idp.oauth_url.replace("/oauth2", "/oauth");
+    e.t.set_oauth_url(&typo);
+    let out = misconfigured_login(&e, ("LIGHTFI_OAUTH_URL", &typo));
+    assert_exit(&out, 4);
+    assert!(stderr(&out).contains("--oauth-url"), "{}", stderr(&out));
+    // Nothing listening there.
+    let closed = format!("http://127.0.0.1:{}/oauth2", free_port());
+    let out = misconfigured_login(&e, ("LIGHTFI_OAUTH_URL", &closed));
+    assert_exit(&out, 5);
+    assert!(stderr(&out).contains("cannot start the login"), "{}", stderr(&out));
+}

@@ -173,15 +173,17 @@ fn rejected_code_exits_3() {
 }
 
 #[test]
-fn busy_port_exits_3_naming_it() {
+fn busy_port_exits_4_naming_it() {
     let t = TestEnv::new();
     let browser = RecordingBrowser::new(t.home());
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
     let out = t.run_cmd(login_cmd(&t, &browser, port, &["login"]));
-    assert_exit(&out, 3);
+    assert_exit(&out, 4);
     let err = stderr(&out);
     assert!(err.contains(&format!("port {port} is in use")), "{err}");
+    // This test process holds the port: the message names it.
+    assert!(err.contains(&format!("process {}", std::process::id())), "{err}");
     assert!(err.contains("--redirect-uri"), "{err}");
     assert!(browser.urls().is_empty(), "no browser for a login that cannot finish");
 }
@@ -400,6 +402,9 @@ fn a_short_hold_of_the_lock_does_not_stop_a_terminal_caller_from_logging_in() {
 fn a_caller_right_after_a_cancelled_login_does_not_start_another() {
     let (t, browser, port) = setup();
     let pty = Pty::open();
+    // Kept open so the terminal outlives the first caller: its output is
+    // collected until the last writer closes it.
+    let _terminal = pty.slave();
     let first = gets_at_a_terminal(&t, &browser, port, &pty, 1);
     let state = login_state(&browser);
     assert_eq!(http_get(port, &format!("/?error=access_denied&state={state}")).0, 400);

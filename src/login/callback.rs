@@ -69,18 +69,17 @@ impl Redirect {
         let port = self.addrs[0].port();
         let v4 = self.addrs.iter().any(SocketAddr::is_ipv4);
         let v6 = self.addrs.iter().any(SocketAddr::is_ipv6);
-        let listeners =
-            http::listen_loopback(port, v4, v6).map_err(|BindError { addr, error }| Error::LoginFailed {
-                msg: format!("cannot listen for the login callback on {addr}: {error}"),
-                hint: if error.kind() == std::io::ErrorKind::AddrInUse {
-                    format!(
-                        "port {port} is in use (the old Flask script?): stop that program, or pass \
+        let listeners = http::listen_loopback(port, v4, v6).map_err(|e: BindError| {
+            let hint = if e.in_use() {
+                format!(
+                    "port {port} is in use (the old Flask script?): stop that program, or pass \
                      --redirect-uri with another callback URL registered on the app client"
-                    )
-                } else {
-                    "pass --redirect-uri with another callback URL registered on the app client".into()
-                },
-            })?;
+                )
+            } else {
+                "pass --redirect-uri with another callback URL registered on the app client".into()
+            };
+            Error::config(format!("login callback: {}", e.describe()), hint)
+        })?;
         let servers: Vec<Arc<tiny_http::Server>> = listeners.into_iter().map(|l| Arc::new(l.server)).collect();
         for server in &servers {
             let (server, events) = (server.clone(), events.clone());
@@ -197,8 +196,15 @@ impl Wait<'_> {
                 }
                 Err(RecvTimeoutError::Timeout) => {
                     return Err(Error::LoginFailed {
-                        msg: format!("timed out after {} s waiting for the browser login", timeout.as_secs()),
-                        hint: "run `lightfi-token login` again (on a host without a browser: `lightfi-token login --no-browser`)"
+                        msg: format!(
+                            "timed out after {} s waiting for the browser login to come back to {}",
+                            timeout.as_secs(),
+                            self.redirect.uri
+                        ),
+                        hint: "likely causes: the browser showed an error page (the client id, or the callback URL \
+                               not registered on the app client), the login tab was closed, or the browser runs on \
+                               another machine and cannot reach this one's localhost (use `lightfi-token login \
+                               --no-browser` and paste the address it ends up at); then run `lightfi-token login` again"
                             .into(),
                     });
                 }

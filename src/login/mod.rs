@@ -56,6 +56,7 @@ pub fn run(
     let pkce = Pkce::new()?;
     let state = random_urlsafe(32)?;
     let authorize_url = authorize_url(settings, &pkce, &state)?;
+    preflight(transport, &authorize_url, settings)?;
 
     let (events, inbox) = std::sync::mpsc::channel();
     let listeners = match redirect.listen(&events) {
@@ -77,6 +78,10 @@ pub fn run(
         callback::read_pasted_urls(events.clone());
     } else {
         browser::open(authorize_url.as_str());
+        report::note(&format!(
+            "waiting for the browser login (up to {} s; Ctrl-C to cancel)…",
+            options.timeout.as_secs()
+        ));
     }
     drop(events);
 
@@ -103,6 +108,91 @@ pub fn run(
         other => other.into_refresh_error(),
     });
     Ok((exchanged, Finish::new(reply, listeners)))
+}
+
+/// Ask for the authorize URL once, without following the redirect, before
+/// sending anyone there: a wrong OAuth URL, client id or callback URL shows
+/// up now, with its fix, instead of as an error page in the browser while
+/// the command waits. A healthy server answers with its login page, or a
+/// redirect to it.
+fn preflight(transport: &dyn Transport, url: &Url, settings: &Settings) -> Result<()> {
+    let base = &settings.client.endpoints.base;
+    let probe = transport.probe(url.as_str()).map_err(|why| Error::ServerUnavailable {
+        msg: format!("cannot start the login: {why}"),
+    })?;
+    let wrong_url = || {
+        Error::config(
+            format!(
+                "{} answered HTTP {}: there is no login page there",
+                settings.client.endpoints.authorize(),
+                probe.status
+            ),
+            format!(
+                "check the OAuth URL `{base}` (--oauth-url, LIGHTFI_OAUTH_URL or oauth_url): it is the hosted UI's base URL ending in /oauth2"
+            ),
+        )
+    };
+    match probe.status {
+        300..=399 => {
+            let error = probe
+                .location
+                .as_deref()
+                .and_then(|location| url.join(location).ok())
+                .and_then(|target| {
+                    let pairs: Vec<(String, String)> = target.query_pairs().into_owned().collect();
+                    let get = |k: &str| pairs.iter().find(|(key, _)| key == k).map(|(_, v)| report::sanitize(v));
+                    Some((get("error")?, get("error_description")))
+                });
+            match error {
+                None => Ok(()),
+                Some((error, description)) => Err(refused_login(&error, description.as_deref(), settings)),
+            }
+        }
+        200..=299 => Ok(()),
+        404 | 405 | 410 => Err(wrong_url()),
+        400..=499 => Err(Error::config(
+            format!(
+                "the authorization server refused to start a login (HTTP {}) for client id `{}` and callback URL {}",
+                probe.status, settings.client.id, settings.redirect_uri
+            ),
+            "check the client id, and that this callback URL is among the app client's allowed callback URLs in Cognito \
+             (exactly, port and trailing slash included; or pass --redirect-uri with one that is)",
+        )),
+        _ => Err(Error::unavailable(format!(
+            "{} answered HTTP {}: the authorization server is failing",
+            settings.client.endpoints.authorize(),
+            probe.status
+        ))),
+    }
+}
+
+/// A login the server refused before showing its page, as an error with its fix.
+fn refused_login(error: &str, description: Option<&str>, settings: &Settings) -> Error {
+    let said = match description {
+        Some(d) => format!("{error}: {d}"),
+        None => error.to_string(),
+    };
+    let hint = match error {
+        "redirect_mismatch" | "invalid_redirect_uri" => format!(
+            "the callback URL {} is not registered on the app client: add it to its allowed callback URLs in Cognito, \
+             or pass --redirect-uri with one that is",
+            settings.redirect_uri
+        ),
+        "invalid_client" | "unauthorized_client" | "client_not_found" => format!(
+            "the server does not accept client id `{}` for this login: check the client id, and that the app client \
+             allows the authorization-code grant",
+            settings.client.id
+        ),
+        "invalid_scope" => format!(
+            "the app client does not allow the scopes `{}`: check --scope / LIGHTFI_SCOPE and the app client's allowed scopes",
+            settings.scope
+        ),
+        _ => "check the client id, the callback URL and the scopes against the app client in Cognito".to_string(),
+    };
+    Error::config(
+        format!("the authorization server refused to start a login: {said}"),
+        hint,
+    )
 }
 
 /// PKCE (RFC 7636 §4.1–4.2): 32 random bytes → a 43-character verifier;

@@ -20,7 +20,6 @@
 pub mod key;
 pub mod policy;
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
@@ -50,8 +49,7 @@ const POLL: Duration = Duration::from_millis(200);
 /// Serve until stopped by a signal.
 pub fn run(settings: &Settings, port: u16) -> Result<()> {
     let (key, key_path) = key::load_or_create(settings)?;
-    let listeners =
-        http::listen_loopback(port, true, true).map_err(|BindError { addr, error }| cannot_listen(addr, &error))?;
+    let listeners = http::listen_loopback(port, true, true).map_err(|e| cannot_listen(&e))?;
     let port = listeners[0].addr.port();
     if listeners.len() == 1 {
         report::warn(&format!("cannot listen on [::1]:{port}; serving on 127.0.0.1 only"));
@@ -83,9 +81,9 @@ pub fn run(settings: &Settings, port: u16) -> Result<()> {
     Ok(())
 }
 
-fn cannot_listen(addr: SocketAddr, e: &std::io::Error) -> Error {
+fn cannot_listen(e: &BindError) -> Error {
     Error::config(
-        format!("cannot listen on {addr}: {e}"),
+        e.describe(),
         "pick another port with --port, or stop the program using this one",
     )
 }

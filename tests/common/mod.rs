@@ -168,6 +168,14 @@ impl Drop for FakeServer {
 }
 
 fn handle(mut request: tiny_http::Request, shared: &Shared) {
+    // The authorize endpoint, as lightfi-token checks it before a login:
+    // a redirect to the login page, as Cognito's hosted UI answers. Not a
+    // token request, so neither recorded nor scripted.
+    if request.method() == &tiny_http::Method::Get && request.url().starts_with("/oauth2/authorize") {
+        let login_page = tiny_http::Header::from_bytes(&b"Location"[..], &b"/login?from=authorize"[..]).unwrap();
+        let _ = request.respond(tiny_http::Response::empty(302).with_header(login_page));
+        return;
+    }
     let mut body = String::new();
     let _ = std::io::Read::read_to_string(request.as_reader(), &mut body);
     let recorded = Recorded {
