@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Flags, parse_secs};
 use crate::output::Format;
+use crate::token::DEFAULT_MIN_VALID;
 
 /// Print a valid LightFi API access token: from the cache, refreshed, or after
 /// a browser login.
@@ -64,7 +65,7 @@ pub struct GetArgs {
 
     /// Refresh when fewer than this many seconds of validity are left
     /// (capped at half the token's lifetime)
-    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_MIN_VALID)]
     pub min_valid: u64,
 
     /// Refresh now, even when the cached token is still valid
@@ -78,7 +79,7 @@ impl Default for GetArgs {
         GetArgs {
             format: Format::Json,
             raw: false,
-            min_valid: 300,
+            min_valid: DEFAULT_MIN_VALID,
             force_refresh: false,
         }
     }
@@ -131,12 +132,19 @@ pub enum Command {
     GitCredential {
         /// get, store, erase or capability (sent by git); others are ignored
         action: String,
+        /// Refresh when fewer than this many seconds of validity are left
+        #[arg(long, value_name = "SECS", default_value_t = DEFAULT_MIN_VALID)]
+        min_valid: u64,
         #[command(flatten)]
         global: Flags,
     },
 
-    /// Run a command with LIGHTFI_ACCESS_TOKEN and LIGHTFI_TOKEN_EXPIRES_AT set
+    /// Run a command with LIGHTFI_ACCESS_TOKEN (or LIGHTFI_ID_TOKEN) and LIGHTFI_TOKEN_EXPIRES_AT set
     Exec {
+        /// Refresh first when fewer than this many seconds are left (a long
+        /// command may want the token to last: e.g. 1800)
+        #[arg(long, value_name = "SECS", default_value_t = DEFAULT_MIN_VALID)]
+        min_valid: u64,
         /// The command and its arguments, after `--`
         #[arg(
             required = true,
@@ -158,6 +166,10 @@ pub enum Command {
         /// Print the X-Lightfi-Key value and exit
         #[arg(long)]
         show_key: bool,
+
+        /// Refresh when fewer than this many seconds of validity are left
+        #[arg(long, value_name = "SECS", default_value_t = DEFAULT_MIN_VALID)]
+        min_valid: u64,
         #[command(flatten)]
         global: Flags,
     },

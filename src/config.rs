@@ -62,6 +62,11 @@ pub struct Flags {
     #[arg(long)]
     pub non_interactive: bool,
 
+    /// Which token to hand out: access, or id (the OpenID Connect ID token;
+    /// needs the openid scope) [env: LIGHTFI_TOKEN_KIND] [default: access]
+    #[arg(long = "token", value_enum, value_name = "KIND")]
+    pub token_kind: Option<TokenKind>,
+
     /// Seconds to wait for the token endpoint per request (connecting: at most 10) [default: 30]
     #[arg(long, value_name = "SECS", value_parser = parse_secs)]
     pub http_timeout: Option<Duration>,
@@ -82,9 +87,31 @@ impl Flags {
             client_id: self.client_id.or(earlier.client_id),
             redirect_uri: self.redirect_uri.or(earlier.redirect_uri),
             scope: self.scope.or(earlier.scope),
+            token_kind: self.token_kind.or(earlier.token_kind),
             non_interactive: self.non_interactive || earlier.non_interactive,
             http_timeout: self.http_timeout.or(earlier.http_timeout),
             lock_timeout: self.lock_timeout.or(earlier.lock_timeout),
+        }
+    }
+}
+
+/// Which token a command hands out.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenKind {
+    /// The OAuth access token (what most APIs take).
+    #[default]
+    Access,
+    /// The OpenID Connect ID token (what Cognito API Gateway authorizers take
+    /// unless the method lists OAuth scopes).
+    Id,
+}
+
+impl TokenKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            TokenKind::Access => "access",
+            TokenKind::Id => "id",
         }
     }
 }
@@ -109,6 +136,8 @@ pub struct Settings {
     pub client: Client,
     pub redirect_uri: String,
     pub scope: String,
+    /// Which token `get`, `exec`, `git-credential` and `serve` hand out.
+    pub token_kind: TokenKind,
     /// `LIGHTFI_REFRESH_TOKEN`: used instead of the stored refresh token (CI).
     pub env_refresh_token: Option<RefreshToken>,
     pub http_timeout: Duration,
@@ -149,6 +178,7 @@ impl Settings {
             },
             redirect_uri: DEFAULT_REDIRECT_URI.into(),
             scope: DEFAULT_SCOPE.into(),
+            token_kind: TokenKind::Access,
             env_refresh_token: None,
             http_timeout: Duration::from_secs(1),
             lock_timeout: Duration::from_secs(1),
@@ -161,6 +191,7 @@ impl Settings {
                 client_secret: None,
                 redirect_uri: Source::Default,
                 scope: Source::Default,
+                token_kind: Source::Default,
             },
         }
     }
@@ -187,6 +218,7 @@ struct ProfileTable {
     client_secret: Option<ClientSecret>,
     redirect_uri: Option<String>,
     scope: Option<String>,
+    token: Option<TokenKind>,
 }
 
 /// Resolve settings from the command line, the process environment and the config file.
@@ -209,7 +241,7 @@ pub fn resolve(args: &Flags) -> Result<Settings> {
 }
 
 /// Every variable [`resolve`] reads.
-const ENV_VARS: [&str; 10] = [
+const ENV_VARS: [&str; 11] = [
     "LIGHTFI_PROFILE",
     "LIGHTFI_TOKEN_HOME",
     "LIGHTFI_OAUTH_URL",
@@ -220,6 +252,7 @@ const ENV_VARS: [&str; 10] = [
     "LIGHTFI_REDIRECT_URI",
     "LIGHTFI_SCOPE",
     "LIGHTFI_REFRESH_TOKEN",
+    "LIGHTFI_TOKEN_KIND",
 ];
 
 /// Where a setting's value came from, as `status` shows it.
@@ -255,6 +288,7 @@ pub struct Sources {
     pub client_secret: Option<Source>,
     pub redirect_uri: Source,
     pub scope: Source,
+    pub token_kind: Source,
 }
 
 /// A value and where it came from: the first of flag, environment, file
@@ -419,6 +453,25 @@ pub fn resolve_with(args: &Flags, env: impl Fn(&str) -> Option<String>) -> Resul
         DEFAULT_SCOPE,
     );
 
+    let (token_kind, token_kind_source) = match (args.token_kind, env("LIGHTFI_TOKEN_KIND"), file.token) {
+        (Some(kind), _, _) => (kind, Source::Flag("--token")),
+        (None, Some(value), _) => {
+            let kind = match value.to_ascii_lowercase().as_str() {
+                "access" => TokenKind::Access,
+                "id" => TokenKind::Id,
+                _ => {
+                    return Err(Error::config(
+                        format!("LIGHTFI_TOKEN_KIND is `{value}`, which is not a kind of token"),
+                        "set LIGHTFI_TOKEN_KIND to `access` or `id`, or unset it",
+                    ));
+                }
+            };
+            (kind, Source::Env("LIGHTFI_TOKEN_KIND"))
+        }
+        (None, None, Some(kind)) => (kind, Source::File),
+        (None, None, None) => (TokenKind::Access, Source::Default),
+    };
+
     // The environment overriding the profile's own table with another value.
     let overridden = [
         (
@@ -461,6 +514,7 @@ pub fn resolve_with(args: &Flags, env: impl Fn(&str) -> Option<String>) -> Resul
         },
         redirect_uri,
         scope,
+        token_kind,
         env_refresh_token,
         http_timeout: args.http_timeout.unwrap_or(DEFAULT_HTTP_TIMEOUT),
         lock_timeout: args.lock_timeout.unwrap_or(DEFAULT_LOCK_TIMEOUT),
@@ -473,6 +527,7 @@ pub fn resolve_with(args: &Flags, env: impl Fn(&str) -> Option<String>) -> Resul
             client_secret: secret_source,
             redirect_uri: redirect_uri_source,
             scope: scope_source,
+            token_kind: token_kind_source,
         },
     };
     Ok((settings, warnings))
@@ -563,7 +618,7 @@ fn read_config(path: &Path, warnings: &mut Vec<String>) -> Result<BTreeMap<Strin
         let at = line.map(|l| format!(", line {l}")).unwrap_or_default();
         Error::config(
             format!("malformed config file {}{at}: {}", path.display(), without_values(e.message())),
-            "each profile is a table such as [default] with keys oauth_url, client_id, client_secret, redirect_uri, scope",
+            "each profile is a table such as [default] with keys oauth_url, client_id, client_secret, redirect_uri, scope, token",
         )
     })?;
     if mode & 0o044 != 0 && tables.values().any(|t| t.client_secret.is_some()) {

@@ -23,7 +23,7 @@ use std::fmt;
 use std::io::{self, BufRead, BufReader, Read, Write};
 
 use crate::error::{Error, Result};
-use crate::store::Access;
+use crate::store::Handed;
 
 /// The longest line git-credential(1) allows, newline included.
 const MAX_LINE: usize = 65535;
@@ -36,8 +36,8 @@ pub fn capabilities() -> Vec<u8> {
 }
 
 /// The attributes answering `get` with `access`.
-pub fn answer(access: &Access, authtype: bool) -> Vec<(&'static str, String)> {
-    let token = access.token.expose().to_string();
+pub fn answer(handed: Handed<'_>, authtype: bool) -> Vec<(&'static str, String)> {
+    let token = handed.value.to_string();
     if authtype {
         vec![
             ("capability[]", "authtype".into()),
@@ -51,7 +51,7 @@ pub fn answer(access: &Access, authtype: bool) -> Vec<(&'static str, String)> {
             ("username", "oauth2".into()),
             ("password", token),
             // git 2.41+ does not reuse the password after this instant.
-            ("password_expiry_utc", access.expires_at.unix_timestamp().to_string()),
+            ("password_expiry_utc", handed.expires_at.unix_timestamp().to_string()),
         ]
     }
 }
@@ -200,7 +200,9 @@ mod tests {
     use super::*;
     use time::macros::datetime;
 
+    use crate::config::TokenKind;
     use crate::secret::AccessToken;
+    use crate::store::Access;
 
     fn access(token: &str) -> Access {
         Access {
@@ -210,6 +212,8 @@ mod tests {
             expires_at: datetime!(2026-11-26 10:27:28 UTC),
             scope: None,
             env_refresh_digest: None,
+            id_token: None,
+            id_expires_at: None,
         }
     }
 
@@ -264,7 +268,7 @@ mod tests {
     #[test]
     fn authtype_answer_is_exact() {
         assert_eq!(
-            written(&answer(&access("tok"), true)),
+            written(&answer(access("tok").handed(TokenKind::Access).unwrap(), true)),
             "capability[]=authtype\nauthtype=Bearer\ncredential=tok\nephemeral=true\n"
         );
     }
@@ -273,7 +277,7 @@ mod tests {
     fn password_answer_is_exact() {
         // 2026-11-26T10:27:28Z
         assert_eq!(
-            written(&answer(&access("tok"), false)),
+            written(&answer(access("tok").handed(TokenKind::Access).unwrap(), false)),
             "username=oauth2\npassword=tok\npassword_expiry_utc=1795688848\n"
         );
     }

@@ -20,7 +20,7 @@ use serde_json::{Map, Value};
 
 use crate::config::Client;
 use crate::error::{Error, OAuthError};
-use crate::secret::{AccessToken, AuthorizationCode, PkceVerifier, RefreshToken};
+use crate::secret::{AccessToken, AuthorizationCode, IdToken, PkceVerifier, RefreshToken};
 
 /// Retries after the first attempt, for network errors, timeouts, 5xx and 429.
 const RETRIES: u32 = 2;
@@ -40,6 +40,8 @@ pub struct TokenResponse {
     /// Present on a code exchange, and on a refresh with rotation.
     pub refresh_token: Option<RefreshToken>,
     pub scope: Option<String>,
+    /// Present when the `openid` scope was granted.
+    pub id_token: Option<IdToken>,
 }
 
 /// Why a token request failed.
@@ -450,6 +452,12 @@ pub fn parse_token_response(body: &[u8]) -> Result<TokenResponse, String> {
         token_type: "Bearer".into(),
         expires_in,
         refresh_token: string(&map, "refresh_token")?.map(RefreshToken::new),
+        id_token: match string(&map, "id_token")? {
+            Some(id) if !is_b64token(&id.replace('.', "")) => {
+                return Err("an `id_token` with characters a JWT cannot have".into());
+            }
+            id => id.map(IdToken::new),
+        },
         scope: string(&map, "scope")?,
     })
 }

@@ -5,8 +5,9 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::config::TokenKind;
 use crate::error::{Error, Result};
-use crate::store::Access;
+use crate::store::Handed;
 
 /// How `get` prints the token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -28,24 +29,31 @@ const EXEC_API_VERSIONS: [&str; 2] = [
 ];
 
 /// The token in `format`, ending in a newline. `exec_info` is the value of
-/// `KUBERNETES_EXEC_INFO`, if set.
-pub fn render(format: Format, access: &Access, now: OffsetDateTime, exec_info: Option<&str>) -> Result<String> {
-    let token = access.token.expose();
+/// `KUBERNETES_EXEC_INFO`, if set. The JSON format names the field after the
+/// kind of token (`access_token` or `id_token`).
+pub fn render(format: Format, handed: Handed<'_>, now: OffsetDateTime, exec_info: Option<&str>) -> Result<String> {
+    let token = handed.value;
     let mut out = match format {
         Format::Raw => token.to_string(),
         Format::Header => format!("Authorization: Bearer {token}"),
-        Format::Json => to_json(&JsonToken {
-            access_token: token,
-            token_type: "Bearer",
-            expires_at: rfc3339(access.expires_at),
-            expires_in: access.seconds_left(now).max(0),
-        }),
+        Format::Json => {
+            let fields = JsonToken {
+                token,
+                token_type: "Bearer",
+                expires_at: rfc3339(handed.expires_at),
+                expires_in: handed.seconds_left(now).max(0),
+            };
+            match handed.kind {
+                TokenKind::Access => to_json(&AccessJson(fields)),
+                TokenKind::Id => to_json(&IdJson(fields)),
+            }
+        }
         Format::ExecCredential => to_json(&ExecCredential {
             api_version: exec_api_version(exec_info)?,
             kind: "ExecCredential",
             status: ExecStatus {
                 token,
-                expiration_timestamp: rfc3339(access.expires_at),
+                expiration_timestamp: rfc3339(handed.expires_at),
             },
         }),
     };
@@ -66,13 +74,38 @@ fn to_json(value: &impl Serialize) -> String {
     serde_json::to_string(value).expect("plain structs of strings and numbers always serialize")
 }
 
-#[derive(Serialize)]
 struct JsonToken<'a> {
-    access_token: &'a str,
+    token: &'a str,
     token_type: &'a str,
     expires_at: String,
     expires_in: i64,
 }
+
+/// `{"access_token":…,"token_type":…,"expires_at":…,"expires_in":…}`
+#[derive(Serialize)]
+struct AccessJson<'a>(#[serde(with = "as_access")] JsonToken<'a>);
+/// The same with `id_token` as the first field's name.
+#[derive(Serialize)]
+struct IdJson<'a>(#[serde(with = "as_id")] JsonToken<'a>);
+
+/// Serialize a [`JsonToken`] with its first field named `$name`.
+macro_rules! named_token {
+    ($module:ident, $name:literal) => {
+        mod $module {
+            use serde::ser::{SerializeStruct, Serializer};
+            pub fn serialize<S: Serializer>(t: &super::JsonToken<'_>, s: S) -> Result<S::Ok, S::Error> {
+                let mut out = s.serialize_struct("Token", 4)?;
+                out.serialize_field($name, t.token)?;
+                out.serialize_field("token_type", t.token_type)?;
+                out.serialize_field("expires_at", &t.expires_at)?;
+                out.serialize_field("expires_in", &t.expires_in)?;
+                out.end()
+            }
+        }
+    };
+}
+named_token!(as_access, "access_token");
+named_token!(as_id, "id_token");
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -141,6 +174,7 @@ pub fn exec_info_forbids_interaction(exec_info: Option<&str>) -> bool {
 mod tests {
     use super::*;
     use crate::secret::AccessToken;
+    use crate::store::Access;
     use time::macros::datetime;
 
     fn token() -> Access {
@@ -151,26 +185,44 @@ mod tests {
             expires_at: datetime!(2026-11-26 10:27:28.5 UTC),
             scope: None,
             env_refresh_digest: None,
+            id_token: Some(crate::secret::IdToken::new("idt")),
+            id_expires_at: Some(datetime!(2026-11-26 10:00:00 UTC)),
         }
     }
 
     #[test]
     fn every_format_is_exact() {
         let now = datetime!(2026-11-26 09:28:28.5 UTC);
-        let t = token();
-        assert_eq!(render(Format::Raw, &t, now, None).unwrap(), "tok\n");
+        let access = token();
+        let t = access.handed(TokenKind::Access).unwrap();
+        assert_eq!(render(Format::Raw, t, now, None).unwrap(), "tok\n");
         assert_eq!(
-            render(Format::Header, &t, now, None).unwrap(),
+            render(Format::Header, t, now, None).unwrap(),
             "Authorization: Bearer tok\n"
         );
         assert_eq!(
-            render(Format::Json, &t, now, None).unwrap(),
+            render(Format::Json, t, now, None).unwrap(),
             "{\"access_token\":\"tok\",\"token_type\":\"Bearer\",\"expires_at\":\"2026-11-26T10:27:28Z\",\"expires_in\":3540}\n"
         );
         assert_eq!(
-            render(Format::ExecCredential, &t, now, None).unwrap(),
+            render(Format::ExecCredential, t, now, None).unwrap(),
             "{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\",\
              \"status\":{\"token\":\"tok\",\"expirationTimestamp\":\"2026-11-26T10:27:28Z\"}}\n"
+        );
+    }
+
+    #[test]
+    fn the_id_token_is_named_as_such_and_has_its_own_expiry() {
+        let now = datetime!(2026-11-26 09:28:28 UTC);
+        let access = token();
+        let id = access.handed(TokenKind::Id).unwrap();
+        assert_eq!(
+            render(Format::Json, id, now, None).unwrap(),
+            "{\"id_token\":\"idt\",\"token_type\":\"Bearer\",\"expires_at\":\"2026-11-26T10:00:00Z\",\"expires_in\":1892}\n"
+        );
+        assert_eq!(
+            render(Format::Header, id, now, None).unwrap(),
+            "Authorization: Bearer idt\n"
         );
     }
 

@@ -58,6 +58,11 @@ secret!(
     AccessToken, Clone, Serialize, Deserialize
 );
 secret!(
+    /// An OpenID Connect ID token (Cognito issues one for the `openid` scope).
+    #[serde(transparent)]
+    IdToken, Clone, Serialize, Deserialize
+);
+secret!(
     /// The Cognito app client's secret.
     #[serde(transparent)]
     ClientSecret, Clone, Deserialize

@@ -28,9 +28,10 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::config::Settings;
+use crate::config::TokenKind;
 use crate::error::{Error, Result};
 use crate::report;
-use crate::secret::{AccessToken, RefreshToken};
+use crate::secret::{AccessToken, IdToken, RefreshToken};
 
 /// The store file format this binary writes. Files without a version were
 /// written before versions existed and read as this one; a file with a newer
@@ -112,9 +113,29 @@ pub struct Access {
     /// of that token, so the cached access token is reused only with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env_refresh_digest: Option<String>,
+    /// The ID token that came with the access token (for the `openid` scope),
+    /// and its own expiry (its `exp` claim).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<IdToken>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub id_expires_at: Option<OffsetDateTime>,
 }
 
-impl Access {
+/// The token a command hands out, of the kind it was asked for.
+#[derive(Debug, Clone, Copy)]
+pub struct Handed<'a> {
+    pub kind: TokenKind,
+    /// The value itself, for the few places that print or send it.
+    pub value: &'a str,
+    pub obtained_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+}
+
+impl Handed<'_> {
     /// Seconds of validity left at `now` (negative once expired).
     pub fn seconds_left(&self, now: OffsetDateTime) -> i64 {
         (self.expires_at - now).whole_seconds()
@@ -127,6 +148,35 @@ impl Access {
         let lifetime = (self.expires_at - self.obtained_at).whole_seconds().max(0);
         let margin = (min_valid.min(i64::MAX as u64) as i64).min(lifetime / 2);
         self.seconds_left(now) > margin
+    }
+}
+
+impl Access {
+    /// Seconds of validity left at `now` (negative once expired).
+    pub fn seconds_left(&self, now: OffsetDateTime) -> i64 {
+        (self.expires_at - now).whole_seconds()
+    }
+
+    /// The token of `kind`, if one was issued.
+    pub fn handed(&self, kind: TokenKind) -> Option<Handed<'_>> {
+        let (value, expires_at) = match kind {
+            TokenKind::Access => (self.token.expose(), self.expires_at),
+            TokenKind::Id => (
+                self.id_token.as_ref()?.expose(),
+                self.id_expires_at.unwrap_or(self.expires_at),
+            ),
+        };
+        Some(Handed {
+            kind,
+            value,
+            obtained_at: self.obtained_at,
+            expires_at,
+        })
+    }
+
+    /// Whether the token of `kind` is there and fresh enough (see [`Handed::is_fresh`]).
+    pub fn is_fresh(&self, kind: TokenKind, now: OffsetDateTime, min_valid: u64) -> bool {
+        self.handed(kind).is_some_and(|h| h.is_fresh(now, min_valid))
     }
 }
 
@@ -612,6 +662,8 @@ mod tests {
             expires_at: expires,
             scope: None,
             env_refresh_digest: None,
+            id_token: None,
+            id_expires_at: None,
         }
     }
 
@@ -619,14 +671,22 @@ mod tests {
     fn min_valid_is_capped_at_half_the_lifetime() {
         let t0 = datetime!(2026-11-26 10:00 UTC);
         // A 5-minute token with the 300 s default: fresh for its first half.
+        let a = TokenKind::Access;
         let short = token(t0, t0 + Duration::from_secs(300));
-        assert!(short.is_fresh(t0 + Duration::from_secs(100), 300));
-        assert!(!short.is_fresh(t0 + Duration::from_secs(160), 300));
+        assert!(short.is_fresh(a, t0 + Duration::from_secs(100), 300));
+        assert!(!short.is_fresh(a, t0 + Duration::from_secs(160), 300));
         // A 1-hour token: refreshed when less than 300 s are left.
         let long = token(t0, t0 + Duration::from_secs(3600));
-        assert!(long.is_fresh(t0 + Duration::from_secs(3200), 300));
-        assert!(!long.is_fresh(t0 + Duration::from_secs(3400), 300));
-        assert!(!long.is_fresh(t0 + Duration::from_secs(4000), 0));
+        assert!(long.is_fresh(a, t0 + Duration::from_secs(3200), 300));
+        assert!(!long.is_fresh(a, t0 + Duration::from_secs(3400), 300));
+        assert!(!long.is_fresh(a, t0 + Duration::from_secs(4000), 0));
+        // No ID token: never fresh as one. One with its own, shorter life.
+        assert!(!long.is_fresh(TokenKind::Id, t0, 0));
+        let mut with_id = long.clone();
+        with_id.id_token = Some(IdToken::new("i"));
+        with_id.id_expires_at = Some(t0 + Duration::from_secs(600));
+        assert!(with_id.is_fresh(TokenKind::Id, t0 + Duration::from_secs(200), 300));
+        assert!(!with_id.is_fresh(TokenKind::Id, t0 + Duration::from_secs(400), 300));
     }
 
     fn settings(home: &Path) -> Settings {

@@ -9,13 +9,13 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use crate::config::Settings;
+use crate::config::{Settings, TokenKind};
 use crate::error::{Error, Result};
 use crate::login::{self, LoginOptions};
 use crate::oauth::{self, Failure, TokenResponse, Transport};
 use crate::report;
-use crate::secret::{AccessToken, RefreshToken};
-use crate::store::{Access, Attempt, AttemptKind, Lock, Store, Tokens};
+use crate::secret::{AccessToken, IdToken, RefreshToken};
+use crate::store::{Access, Attempt, AttemptKind, Handed, Lock, Store, Tokens};
 
 /// The `--min-valid` default, also used by `git-credential`, `exec` and `serve`.
 pub const DEFAULT_MIN_VALID: u64 = 300;
@@ -30,6 +30,8 @@ pub struct Want {
     /// token? Even then one starts only if [`interaction_allowed`]; that check
     /// runs only when a login is needed, never on the cached path.
     pub may_interact: bool,
+    /// Which token must be fresh: the access token, or the ID token.
+    pub kind: TokenKind,
 }
 
 /// Whether a browser login may start: not forbidden by the flag, not in CI,
@@ -63,11 +65,29 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// is recorded too: callers that waited for it, or come within the back-off
 /// after it, return its outcome without asking the server again.
 pub fn obtain(settings: &Settings, transport: &dyn Transport, want: Want) -> Result<Access> {
+    let access = obtain_any(settings, transport, want)?;
+    hand(&access, want.kind)?;
+    Ok(access)
+}
+
+/// The token of `kind` from `access`; for an ID token, an error that says
+/// how to get one when the login brought none.
+pub fn hand(access: &Access, kind: TokenKind) -> Result<Handed<'_>> {
+    access.handed(kind).ok_or_else(|| {
+        Error::config(
+            "the server issued no ID token with this login",
+            "Cognito issues ID tokens only for the `openid` scope: add it (e.g. --scope \"openid aws.cognito.signin.user.admin\", \
+             LIGHTFI_SCOPE or scope in config.toml) and run `lightfi-token login` again",
+        )
+    })
+}
+
+fn obtain_any(settings: &Settings, transport: &dyn Transport, want: Want) -> Result<Access> {
     let store = Store::new(settings);
     let env_digest = settings.env_refresh_token.as_ref().map(digest);
     let now = OffsetDateTime::now_utc();
     if !want.force_refresh
-        && let Some(access) = cached(&store.load()?, env_digest.as_deref(), now, want.min_valid)
+        && let Some(access) = cached(&store.load()?, env_digest.as_deref(), want.kind, now, want.min_valid)
     {
         return Ok(access);
     }
@@ -77,7 +97,7 @@ pub fn obtain(settings: &Settings, transport: &dyn Transport, want: Want) -> Res
     let mut tokens = store.load()?;
     let now = OffsetDateTime::now_utc();
     if !want.force_refresh
-        && let Some(access) = cached(&tokens, env_digest.as_deref(), now, want.min_valid)
+        && let Some(access) = cached(&tokens, env_digest.as_deref(), want.kind, now, want.min_valid)
     {
         return Ok(access);
     }
@@ -86,7 +106,7 @@ pub fn obtain(settings: &Settings, transport: &dyn Transport, want: Want) -> Res
         .as_ref()
         .filter(|a| still_applies(a, wait_started, now))
     {
-        return repeat(attempt, &tokens, env_digest.as_deref(), now, false);
+        return repeat(attempt, &tokens, env_digest.as_deref(), want.kind, now, false);
     }
     let may_log_in = want.may_interact && interaction_allowed(settings);
     let log_in = |tokens: &mut Tokens| {
@@ -179,7 +199,7 @@ pub fn obtain(settings: &Settings, transport: &dyn Transport, want: Want) -> Res
             // time: judge "not expired" by the clock now.
             let now = OffsetDateTime::now_utc();
             match tokens.last_failure.as_ref() {
-                Some(attempt) => repeat(attempt, &tokens, env_digest.as_deref(), now, true),
+                Some(attempt) => repeat(attempt, &tokens, env_digest.as_deref(), want.kind, now, true),
                 None => Err(err),
             }
         }
@@ -203,6 +223,7 @@ fn repeat(
     attempt: &Attempt,
     tokens: &Tokens,
     env_digest: Option<&str>,
+    kind: TokenKind,
     now: OffsetDateTime,
     own: bool,
 ) -> Result<Access> {
@@ -213,7 +234,7 @@ fn repeat(
         format!(" (found by another lightfi-token {ago} s ago; not asking again yet)")
     };
     if attempt.kind == AttemptKind::Unavailable
-        && let Some(access) = cached(tokens, env_digest, now, 0)
+        && let Some(access) = cached(tokens, env_digest, kind, now, 0)
     {
         report::warn(&format!(
             "{}{when}; using the cached access token, which expires in {} s",
@@ -304,9 +325,16 @@ fn log_in_locked(
 
 /// The cached access token, if it is fresh enough and was obtained with the
 /// refresh token now in use (store or `LIGHTFI_REFRESH_TOKEN`).
-fn cached(tokens: &Tokens, env_digest: Option<&str>, now: OffsetDateTime, min_valid: u64) -> Option<Access> {
+fn cached(
+    tokens: &Tokens,
+    env_digest: Option<&str>,
+    kind: TokenKind,
+    now: OffsetDateTime,
+    min_valid: u64,
+) -> Option<Access> {
     let access = tokens.access.as_ref()?;
-    (access.env_refresh_digest.as_deref() == env_digest && access.is_fresh(now, min_valid)).then(|| access.clone())
+    (access.env_refresh_digest.as_deref() == env_digest && access.is_fresh(kind, now, min_valid))
+        .then(|| access.clone())
 }
 
 /// Store what a token response gave us and return the new access token.
@@ -322,13 +350,22 @@ fn keep(
 ) -> Result<Access> {
     let now = OffsetDateTime::now_utc();
     let now = now.replace_nanosecond(0).unwrap_or(now);
+    let expires_at = now + time::Duration::seconds(response.expires_in.min(i32::MAX as u64) as i64);
     let access = Access {
         token: response.access_token,
         token_type: response.token_type,
         obtained_at: now,
-        expires_at: now + time::Duration::seconds(response.expires_in.min(i32::MAX as u64) as i64),
+        expires_at,
         scope: response.scope,
         env_refresh_digest: env_digest.clone(),
+        id_expires_at: response.id_token.as_ref().map(|id| {
+            let exp = crate::jwt::claims(id.expose())
+                .and_then(|c| c.get("exp")?.as_i64())
+                .and_then(|exp| OffsetDateTime::from_unix_timestamp(exp).ok());
+            let latest = now + time::Duration::seconds(crate::oauth::MAX_EXPIRES_IN as i64);
+            exp.map_or(expires_at, |exp| exp.min(latest))
+        }),
+        id_token: response.id_token,
     };
     match (response.refresh_token, env_digest) {
         (Some(_), Some(_)) => report::warn(
@@ -350,13 +387,14 @@ fn keep(
 ///
 /// With `rejected`, only that token is forgotten: if another process has
 /// stored a newer one meanwhile, it stays. Returns whether a token was dropped.
-pub fn forget_access(settings: &Settings, rejected: Option<&AccessToken>) -> Result<bool> {
+pub fn forget_access(settings: &Settings, rejected: Option<&str>) -> Result<bool> {
     let store = Store::new(settings);
     let matches = |tokens: &Tokens| {
-        tokens
-            .access
-            .as_ref()
-            .is_some_and(|a| rejected.is_none_or(|r| *r == a.token))
+        tokens.access.as_ref().is_some_and(|a| {
+            rejected.is_none_or(|r| {
+                AccessToken::new(r) == a.token || a.id_token.as_ref().is_some_and(|id| IdToken::new(r) == *id)
+            })
+        })
     };
     // Nothing cached, or not the rejected token: no lock, no write.
     if !matches(&store.load()?) {
@@ -531,6 +569,8 @@ mod tests {
             expires_at: now + time::Duration::seconds(secs),
             scope: None,
             env_refresh_digest: None,
+            id_token: None,
+            id_expires_at: None,
         });
         store.save(&tokens, &lock).unwrap();
     }
@@ -543,6 +583,7 @@ mod tests {
         min_valid: DEFAULT_MIN_VALID,
         force_refresh: false,
         may_interact: false,
+        kind: TokenKind::Access,
     };
 
     #[test]

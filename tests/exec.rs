@@ -160,3 +160,23 @@ fn long_lived_secrets_are_not_passed_to_the_command() {
     assert_exit(&out, 0);
     assert_eq!(stdout(&out), "[unset][unset]");
 }
+
+#[test]
+fn min_valid_makes_a_long_command_start_with_a_longer_lived_token() {
+    let t = TestEnv::new();
+    // 20 minutes left: enough for the default margin, not for --min-valid 1800.
+    t.seed(Some("refresh-0"), Some(("tok-20min-left", 2400, 3600)));
+    let out = t.run(&["exec", "--", "sh", "-c", "echo $LIGHTFI_ACCESS_TOKEN"]);
+    assert_eq!(stdout(&out), "tok-20min-left\n");
+    let out = t.run(&[
+        "exec",
+        "--min-valid",
+        "1800",
+        "--",
+        "sh",
+        "-c",
+        "echo $LIGHTFI_ACCESS_TOKEN",
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(stdout(&out), format!("{}\n", jwt_like(1)));
+}

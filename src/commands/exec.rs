@@ -1,6 +1,6 @@
-//! `lightfi-token exec -- CMD [ARGS…]`: run CMD with the access token in its
-//! environment (`LIGHTFI_ACCESS_TOKEN`, and `LIGHTFI_TOKEN_EXPIRES_AT` in
-//! RFC 3339), never in anyone's argv.
+//! `lightfi-token exec -- CMD [ARGS…]`: run CMD with the token in its
+//! environment (`LIGHTFI_ACCESS_TOKEN`, or `LIGHTFI_ID_TOKEN` with `--token
+//! id`, and `LIGHTFI_TOKEN_EXPIRES_AT` in RFC 3339), never in anyone's argv.
 //!
 //! On Unix, once the token is in hand, lightfi-token replaces itself with CMD
 //! (execvp, as env(1) and `cargo run` do). So CMD's exit status, and its death
@@ -15,7 +15,7 @@
 use std::ffi::{OsStr, OsString};
 use std::io;
 
-use crate::config::Settings;
+use crate::config::{Settings, TokenKind};
 use crate::error::{Error, Result};
 use crate::oauth::Http;
 use crate::output;
@@ -23,7 +23,7 @@ use crate::process;
 use crate::token::{self, Want};
 
 /// Run `command` (program and arguments) with the token; returns only on failure.
-pub fn run(settings: &Settings, command: &[OsString]) -> Result<()> {
+pub fn run(settings: &Settings, command: &[OsString], min_valid: u64) -> Result<()> {
     let Some((program, args)) = command.split_first() else {
         return Err(Error::Usage {
             msg: "no command to run".into(),
@@ -31,16 +31,22 @@ pub fn run(settings: &Settings, command: &[OsString]) -> Result<()> {
         });
     };
     let want = Want {
-        min_valid: token::DEFAULT_MIN_VALID,
+        min_valid,
         force_refresh: false,
         may_interact: true,
+        kind: settings.token_kind,
     };
     let access = token::obtain(settings, &Http::new(settings.http_timeout), want)?;
-    // The command needs the access token, not what can mint new ones.
+    let handed = token::hand(&access, settings.token_kind)?;
+    let variable = match handed.kind {
+        TokenKind::Access => "LIGHTFI_ACCESS_TOKEN",
+        TokenKind::Id => "LIGHTFI_ID_TOKEN",
+    };
+    // The command needs the token, not what can mint new ones.
     let mut cmd = process::command(program);
     cmd.args(args)
-        .env("LIGHTFI_ACCESS_TOKEN", access.token.expose())
-        .env("LIGHTFI_TOKEN_EXPIRES_AT", output::rfc3339(access.expires_at));
+        .env(variable, handed.value)
+        .env("LIGHTFI_TOKEN_EXPIRES_AT", output::rfc3339(handed.expires_at));
 
     #[cfg(unix)]
     {

@@ -20,12 +20,14 @@ pub fn run(settings: &Settings, args: &GetArgs) -> Result<()> {
         min_valid: args.min_valid,
         force_refresh: args.force_refresh,
         may_interact: !output::exec_info_forbids_interaction(exec_info.as_deref()),
+        kind: settings.token_kind,
     };
     // Check the requested ExecCredential version before any network work.
     if format == Format::ExecCredential {
         output::exec_api_version(exec_info.as_deref())?;
     }
     let access = token::obtain(settings, &Http::new(settings.http_timeout), want)?;
-    let text = output::render(format, &access, OffsetDateTime::now_utc(), exec_info.as_deref())?;
+    let handed = token::hand(&access, settings.token_kind)?;
+    let text = output::render(format, handed, OffsetDateTime::now_utc(), exec_info.as_deref())?;
     report::print(text.as_bytes())
 }

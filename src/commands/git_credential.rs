@@ -12,7 +12,6 @@ use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::git;
 use crate::oauth::Http;
-use crate::secret::AccessToken;
 use crate::token::{self, Want};
 
 /// What is read and dropped of an action we ignore.
@@ -22,6 +21,7 @@ const MAX_DISCARD: u64 = 1 << 20;
 /// `capability` and `store` answer even before lightfi-token is configured.
 pub fn run(
     action: &str,
+    min_valid: u64,
     input: impl Read,
     output: &mut impl Write,
     settings: impl FnOnce() -> Result<Settings>,
@@ -33,24 +33,23 @@ pub fn run(
             let settings = settings()?;
             git::check_destination(&request)?;
             let want = Want {
-                min_valid: token::DEFAULT_MIN_VALID,
+                min_valid,
                 force_refresh: false,
                 may_interact: !prompts_disabled(),
+                kind: settings.token_kind,
             };
             let access = token::obtain(&settings, &Http::new(settings.http_timeout), want)?;
+            let handed = token::hand(&access, settings.token_kind)?;
             let mut out = Vec::new();
-            git::write_attributes(&mut out, &git::answer(&access, request.has_capability("authtype")))
+            git::write_attributes(&mut out, &git::answer(handed, request.has_capability("authtype")))
                 .map_err(|e| Error::unavailable(format!("cannot give the access token to git: {e}")))?;
             print(output, &out)
         }
         "erase" => {
             let request = read_request(input)?;
             // The token git used: `credential` with authtype, else `password`.
-            let rejected = request
-                .get("credential")
-                .or_else(|| request.get("password"))
-                .map(AccessToken::new);
-            token::forget_access(&settings()?, rejected.as_ref()).map(|_| ())
+            let rejected = request.get("credential").or_else(|| request.get("password"));
+            token::forget_access(&settings()?, rejected).map(|_| ())
         }
         // `store`: the token is already stored, with its refresh token.
         // Unknown actions: gitcredentials(7) asks helpers to ignore them.
@@ -94,24 +93,25 @@ mod tests {
     #[test]
     fn capability_and_store_answer_without_settings() {
         let mut out = Vec::new();
-        run("capability", &b""[..], &mut out, unconfigured).unwrap();
+        run("capability", 300, &b""[..], &mut out, unconfigured).unwrap();
         assert_eq!(out, b"version 0\ncapability authtype\n");
         let mut out = Vec::new();
         run(
             "store",
+            300,
             &b"protocol=https\nhost=x\npassword=p\n"[..],
             &mut out,
             unconfigured,
         )
         .unwrap();
-        run("frobnicate", &b""[..], &mut out, unconfigured).unwrap();
+        run("frobnicate", 300, &b""[..], &mut out, unconfigured).unwrap();
         assert!(out.is_empty());
     }
 
     #[test]
     fn get_with_malformed_input_is_a_usage_error() {
         let mut out = Vec::new();
-        let err = run("get", &b"nonsense\n"[..], &mut out, unconfigured).unwrap_err();
+        let err = run("get", 300, &b"nonsense\n"[..], &mut out, unconfigured).unwrap_err();
         assert_eq!(err.exit_code(), 2);
         assert!(out.is_empty());
     }

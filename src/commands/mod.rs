@@ -19,8 +19,9 @@ use crate::error::Result;
 pub fn run(command: Command, flags: Flags) -> Result<()> {
     let settings = || config::resolve(&flags);
     match command {
-        Command::GitCredential { action, .. } => git_credential::run(
+        Command::GitCredential { action, min_valid, .. } => git_credential::run(
             &action,
+            min_valid,
             std::io::stdin().lock(),
             &mut std::io::stdout().lock(),
             settings,
@@ -29,7 +30,12 @@ pub fn run(command: Command, flags: Flags) -> Result<()> {
         Command::Login { args, .. } => login::run(&settings()?, &args),
         Command::Logout { no_revoke, .. } => logout::run(&settings()?, !no_revoke),
         Command::Status { json, .. } => status::run(&settings()?, json),
-        Command::Exec { command, .. } => exec::run(&settings()?, &command),
-        Command::Serve { port, show_key, .. } => serve::run(&settings()?, port, show_key),
+        Command::Exec { command, min_valid, .. } => exec::run(&settings()?, &command, min_valid),
+        Command::Serve {
+            port,
+            show_key,
+            min_valid,
+            ..
+        } => serve::run(&settings()?, port, show_key, min_valid),
     }
 }

@@ -5,10 +5,10 @@ use crate::error::Result;
 use crate::report;
 use crate::serve;
 
-pub fn run(settings: &Settings, port: u16, show_key: bool) -> Result<()> {
+pub fn run(settings: &Settings, port: u16, show_key: bool, min_valid: u64) -> Result<()> {
     if show_key {
         let (key, _) = serve::key::load_or_create(settings)?;
         return report::print(format!("{}\n", key.expose()).as_bytes());
     }
-    serve::run(settings, port)
+    serve::run(settings, port, min_valid)
 }

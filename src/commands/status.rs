@@ -37,6 +37,8 @@ struct Status {
     pub oauth_url: String,
     pub redirect_uri: String,
     pub scope: String,
+    /// `access` or `id`: the token commands hand out.
+    pub token_kind: &'static str,
     /// Where each setting came from: a flag, an environment variable's
     /// name, `config.toml [profile]` or `default`.
     pub sources: Sources,
@@ -59,6 +61,7 @@ struct Sources {
     pub oauth_url: String,
     pub redirect_uri: String,
     pub scope: String,
+    pub token_kind: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -116,6 +119,7 @@ fn status(settings: &Settings) -> Result<Status> {
         oauth_url: settings.client.endpoints.base.clone(),
         redirect_uri: settings.redirect_uri.clone(),
         scope: settings.scope.clone(),
+        token_kind: settings.token_kind.name(),
         sources: Sources {
             profile: from(sources.profile),
             home: from(sources.home),
@@ -124,6 +128,7 @@ fn status(settings: &Settings) -> Result<Status> {
             oauth_url: from(sources.oauth_url),
             redirect_uri: from(sources.redirect_uri),
             scope: from(sources.scope),
+            token_kind: from(sources.token_kind),
         },
         other_logins: store
             .others()
@@ -170,6 +175,7 @@ fn render_text(s: &Status) -> String {
          oauth url:     {}  ({})\n\
          redirect uri:  {}  ({})\n\
          scope:         {}  ({})\n\
+         token handed:  {}  ({})\n\
          refresh token: {refresh}\n\
          access token:  {access}\n",
         s.profile,
@@ -183,6 +189,8 @@ fn render_text(s: &Status) -> String {
         src.redirect_uri,
         s.scope,
         src.scope,
+        s.token_kind,
+        src.token_kind,
     );
     if let Some(user) = &s.user {
         out += &format!("user:          {user}\n");

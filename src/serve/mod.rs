@@ -28,7 +28,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tiny_http::{Request, Response};
 
-use crate::config::Settings;
+use crate::config::{Settings, TokenKind};
 use crate::error::{Error, Result};
 use crate::http::{self, BindError, Listener};
 use crate::oauth::Http;
@@ -47,7 +47,7 @@ const BUSY_AFTER: Duration = Duration::from_secs(3);
 const POLL: Duration = Duration::from_millis(200);
 
 /// Serve until stopped by a signal.
-pub fn run(settings: &Settings, port: u16) -> Result<()> {
+pub fn run(settings: &Settings, port: u16, min_valid: u64) -> Result<()> {
     let (key, key_path) = key::load_or_create(settings)?;
     let listeners = http::listen_loopback(port, true, true).map_err(|e| cannot_listen(&e))?;
     let port = listeners[0].addr.port();
@@ -64,7 +64,12 @@ pub fn run(settings: &Settings, port: u16) -> Result<()> {
         lock_timeout: settings.lock_timeout.min(BUSY_AFTER),
         ..settings.clone()
     };
-    let ctx = Context { settings, key, port };
+    let ctx = Context {
+        settings,
+        key,
+        port,
+        min_valid,
+    };
     let (sender, receiver) = mpsc::channel();
     let receiver = Mutex::new(receiver);
     std::thread::scope(|scope| {
@@ -144,6 +149,7 @@ struct Context<'a> {
     settings: &'a Settings,
     key: ServeKey,
     port: u16,
+    min_valid: u64,
 }
 
 fn work(receiver: &Mutex<Receiver<Request>>, ctx: &Context) {
@@ -167,7 +173,10 @@ fn handle(request: Request, ctx: &Context) {
         .collect();
     let method = request.method().as_str().to_string();
     let reply = match check(&method, request.url(), &headers, &ctx.key, ctx.port) {
-        Ok(()) => token_reply(ctx.settings),
+        Ok(()) => match policy::requested_kind(request.url(), ctx.settings.token_kind) {
+            Ok(kind) => token_reply(ctx.settings, kind, ctx.min_valid),
+            Err(refusal) => refused(refusal),
+        },
         Err(refusal) => refused(refusal),
     };
     let path = if path_of(request.url()) == "/token" {
@@ -220,14 +229,17 @@ fn refused(refusal: Refusal) -> Reply {
     }
 }
 
-fn token_reply(settings: &Settings) -> Reply {
+fn token_reply(settings: &Settings, kind: TokenKind, min_valid: u64) -> Reply {
     let want = Want {
-        min_valid: token::DEFAULT_MIN_VALID,
+        min_valid,
         force_refresh: false,
         may_interact: false,
+        kind,
     };
-    let rendered = token::obtain(settings, &Http::new(settings.http_timeout), want)
-        .and_then(|access| crate::output::render(Format::Json, &access, OffsetDateTime::now_utc(), None));
+    let rendered = token::obtain(settings, &Http::new(settings.http_timeout), want).and_then(|access| {
+        let handed = token::hand(&access, kind)?;
+        crate::output::render(Format::Json, handed, OffsetDateTime::now_utc(), None)
+    });
     match rendered {
         Ok(body) => Reply {
             status: 200,

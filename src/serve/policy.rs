@@ -7,6 +7,7 @@
 //! server's loopback address (DNS rebinding: an attacker's name resolving to
 //! 127.0.0.1) or when it has an `Origin` (it comes from a web page).
 
+use crate::config::TokenKind;
 use crate::secret::ServeKey;
 
 /// The request header that must carry the key.
@@ -68,6 +69,33 @@ pub fn check(method: &str, url: &str, headers: &[(String, String)], key: &ServeK
         });
     }
     Ok(())
+}
+
+/// The kind of token asked for with `?kind=access|id`, else `default`.
+pub fn requested_kind(url: &str, default: TokenKind) -> Result<TokenKind, Refusal> {
+    let query = url
+        .split_once('?')
+        .map_or("", |(_, q)| q)
+        .split('#')
+        .next()
+        .unwrap_or_default();
+    let mut kind = default;
+    for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        if key == "kind" {
+            kind = match value.as_ref() {
+                "access" => TokenKind::Access,
+                "id" => TokenKind::Id,
+                _ => {
+                    return Err(Refusal {
+                        status: 400,
+                        error: "invalid_kind",
+                        message: "kind is `access` or `id`",
+                    });
+                }
+            };
+        }
+    }
+    Ok(kind)
 }
 
 /// The path of a request target, without query or fragment.
@@ -154,6 +182,22 @@ mod tests {
         let key = "k".repeat(43);
         let twice = [host, (KEY_HEADER, key.as_str()), (KEY_HEADER, key.as_str())];
         assert_eq!(status(request("GET", "/token", &twice)), 401);
+    }
+
+    #[test]
+    fn the_kind_of_token_comes_from_the_query() {
+        assert_eq!(requested_kind("/token", TokenKind::Access), Ok(TokenKind::Access));
+        assert_eq!(requested_kind("/token?kind=id", TokenKind::Access), Ok(TokenKind::Id));
+        assert_eq!(
+            requested_kind("/token?x=1&kind=access", TokenKind::Id),
+            Ok(TokenKind::Access)
+        );
+        assert_eq!(
+            requested_kind("/token?kind=refresh", TokenKind::Access)
+                .unwrap_err()
+                .status,
+            400
+        );
     }
 
     #[test]
