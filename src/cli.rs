@@ -115,6 +115,16 @@ pub enum Command {
         /// Delete the stored tokens without asking the server to revoke them
         #[arg(long)]
         no_revoke: bool,
+
+        /// Also end the hosted UI's browser session (it keeps you signed in
+        /// for about an hour), so the next login asks who you are
+        #[arg(long)]
+        browser: bool,
+
+        /// Where the hosted UI sends the browser after signing out; must be
+        /// one of the app client's sign-out URLs [default: the redirect URI]
+        #[arg(long, value_name = "URI", requires = "browser")]
+        logout_uri: Option<String>,
         #[command(flatten)]
         global: Flags,
     },
@@ -124,6 +134,10 @@ pub enum Command {
         /// Print JSON instead of text
         #[arg(long)]
         json: bool,
+
+        /// Every profile in config.toml and its login state (no secrets)
+        #[arg(long)]
+        all: bool,
         #[command(flatten)]
         global: Flags,
     },
@@ -202,6 +216,20 @@ pub struct LoginArgs {
     /// Seconds to wait for the browser login to finish
     #[arg(long, value_name = "SECS", default_value = "300", value_parser = parse_secs)]
     pub timeout: Duration,
+
+    /// Ask the hosted UI to prompt: `login` signs in again even with a
+    /// session (to switch user); passed on as OpenID Connect's `prompt`
+    #[arg(long, value_name = "PROMPT", conflicts_with = "refresh_token_stdin")]
+    pub prompt: Option<Prompt>,
+}
+
+/// OpenID Connect's `prompt` values that make sense here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Prompt {
+    /// Sign in again, even with a hosted-UI session
+    Login,
+    /// Ask for consent again
+    Consent,
 }
 
 #[cfg(test)]

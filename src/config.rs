@@ -31,7 +31,7 @@ pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(330);
 // subcommand on each run; with `defer`, only the subcommand actually named
 // is built at all. (A plain comment: clap would show a doc comment as the
 // help text of every subcommand.)
-#[derive(Debug, Default, Args)]
+#[derive(Debug, Default, Clone, Args)]
 pub struct Flags {
     /// Profile: a table in config.toml and its own token store [env: LIGHTFI_PROFILE] [default: default]
     #[arg(long, value_name = "NAME")]
@@ -62,6 +62,14 @@ pub struct Flags {
     #[arg(long)]
     pub non_interactive: bool,
 
+    /// Show each HTTP exchange and lock step on stderr, secrets left out [env: LIGHTFI_LOG=debug]
+    #[arg(short, long, conflicts_with = "quiet")]
+    pub verbose: bool,
+
+    /// No warnings or progress on stderr; errors only
+    #[arg(short, long)]
+    pub quiet: bool,
+
     /// Which token to hand out: access, or id (the OpenID Connect ID token;
     /// needs the openid scope) [env: LIGHTFI_TOKEN_KIND] [default: access]
     #[arg(long = "token", value_enum, value_name = "KIND")]
@@ -89,6 +97,8 @@ impl Flags {
             scope: self.scope.or(earlier.scope),
             token_kind: self.token_kind.or(earlier.token_kind),
             non_interactive: self.non_interactive || earlier.non_interactive,
+            verbose: self.verbose || earlier.verbose,
+            quiet: self.quiet || earlier.quiet,
             http_timeout: self.http_timeout.or(earlier.http_timeout),
             lock_timeout: self.lock_timeout.or(earlier.lock_timeout),
         }
@@ -221,6 +231,18 @@ struct ProfileTable {
     token: Option<TokenKind>,
 }
 
+/// How much to say on stderr: `-q`, `-v`, else `LIGHTFI_LOG=debug`.
+pub fn level(args: &Flags) -> crate::report::Level {
+    use crate::report::Level;
+    if args.quiet {
+        Level::Quiet
+    } else if args.verbose || std::env::var("LIGHTFI_LOG").is_ok_and(|v| v.eq_ignore_ascii_case("debug")) {
+        Level::Verbose
+    } else {
+        Level::Normal
+    }
+}
+
 /// Resolve settings from the command line, the process environment and the config file.
 pub fn resolve(args: &Flags) -> Result<Settings> {
     // A variable that is set but not UTF-8 must not silently fall back to the
@@ -254,6 +276,33 @@ const ENV_VARS: [&str; 11] = [
     "LIGHTFI_REFRESH_TOKEN",
     "LIGHTFI_TOKEN_KIND",
 ];
+
+/// The folder holding `config.toml` and the store, and where that came from.
+fn home(args: &Flags, env_home: Option<String>) -> Result<(PathBuf, Source)> {
+    match (args.home.clone(), env_home) {
+        (Some(home), _) => Ok((home, Source::Flag("--home"))),
+        (None, Some(home)) => Ok((PathBuf::from(home), Source::Env("LIGHTFI_TOKEN_HOME"))),
+        (None, None) => {
+            let home = dirs::config_dir().map(|d| d.join("lightfi-token")).ok_or_else(|| {
+                Error::config(
+                    "cannot find a configuration folder for this user",
+                    "set LIGHTFI_TOKEN_HOME (or --home) to a folder for lightfi-token's settings and tokens",
+                )
+            })?;
+            Ok((home, Source::Default))
+        }
+    }
+}
+
+/// The profiles `config.toml` names (its tables), in order.
+pub fn profile_names(args: &Flags) -> Result<Vec<String>> {
+    let env_home = std::env::var("LIGHTFI_TOKEN_HOME").ok().filter(|v| !v.is_empty());
+    let (home, _) = home(args, env_home)?;
+    let mut warnings = Vec::new();
+    Ok(read_config(&home.join("config.toml"), &mut warnings)?
+        .into_keys()
+        .collect())
+}
 
 /// Where a setting's value came from, as `status` shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -322,19 +371,7 @@ pub fn resolve_with(args: &Flags, env: impl Fn(&str) -> Option<String>) -> Resul
     );
     check_profile_name(&profile)?;
 
-    let (home, home_source) = match (args.home.clone(), env("LIGHTFI_TOKEN_HOME")) {
-        (Some(home), _) => (home, Source::Flag("--home")),
-        (None, Some(home)) => (PathBuf::from(home), Source::Env("LIGHTFI_TOKEN_HOME")),
-        (None, None) => {
-            let home = dirs::config_dir().map(|d| d.join("lightfi-token")).ok_or_else(|| {
-                Error::config(
-                    "cannot find a configuration folder for this user",
-                    "set LIGHTFI_TOKEN_HOME (or --home) to a folder for lightfi-token's settings and tokens",
-                )
-            })?;
-            (home, Source::Default)
-        }
-    };
+    let (home, home_source) = home(args, env("LIGHTFI_TOKEN_HOME"))?;
 
     let config_path = home.join("config.toml");
     let mut config = read_config(&config_path, &mut warnings)?;

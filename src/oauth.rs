@@ -173,6 +173,39 @@ impl Http {
 
 impl Transport for Http {
     fn send(&self, post: &FormPost) -> Result<Answer, String> {
+        let started = std::time::Instant::now();
+        let answer = self.send_once(post);
+        crate::report::debug(|| match &answer {
+            Ok(a) => format!(
+                "POST {} {:?} → HTTP {} ({} bytes, {} ms)",
+                post.url,
+                post,
+                a.status,
+                a.body.len(),
+                started.elapsed().as_millis()
+            ),
+            Err(why) => format!("POST {} {post:?} → {why}", post.url),
+        });
+        answer
+    }
+
+    fn probe(&self, url: &str) -> Result<Probe, String> {
+        let shown = url.split('?').next().unwrap_or(url);
+        let probe = self.probe_once(url);
+        crate::report::debug(|| match &probe {
+            Ok(p) => format!(
+                "GET {shown}?… → HTTP {}{}",
+                p.status,
+                if p.location.is_some() { " (a redirect)" } else { "" }
+            ),
+            Err(why) => format!("GET {shown}?… → {why}"),
+        });
+        probe
+    }
+}
+
+impl Http {
+    fn send_once(&self, post: &FormPost) -> Result<Answer, String> {
         let mut request = self.client()?.post(&post.url).form(&post.form);
         if let Some((user, password)) = &post.basic {
             request = request.basic_auth(user, Some(password));
@@ -194,7 +227,7 @@ impl Transport for Http {
         })
     }
 
-    fn probe(&self, url: &str) -> Result<Probe, String> {
+    fn probe_once(&self, url: &str) -> Result<Probe, String> {
         let response = self.client()?.get(url).send().map_err(|e| {
             format!(
                 "cannot reach {}: {}",

@@ -3,15 +3,47 @@
 //! commands reaches up into `main`.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use crate::error::{Error, Result};
 
-/// A warning on stderr. Callers pass text without secrets: secret types
-/// have no `Display`, so one cannot be formatted into `msg` by accident.
+/// How much the program says on stderr besides errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// `-q`: errors only.
+    Quiet = 0,
+    Normal = 1,
+    /// `-v` or `LIGHTFI_LOG=debug`: also each HTTP exchange and lock step.
+    Verbose = 2,
+}
+
+static LEVEL: AtomicU8 = AtomicU8::new(Level::Normal as u8);
+
+pub fn set_level(level: Level) {
+    LEVEL.store(level as u8, Ordering::Relaxed);
+}
+
+fn level() -> u8 {
+    LEVEL.load(Ordering::Relaxed)
+}
+
+/// A warning on stderr (not with `-q`). Callers pass text without secrets:
+/// secret types have no `Display`, so one cannot be formatted into `msg` by
+/// accident.
 pub fn warn(msg: &str) {
-    // A closed or broken stderr must not stop the program.
-    let _ = writeln!(std::io::stderr(), "lightfi-token: warning: {msg}");
+    if level() >= Level::Normal as u8 {
+        // A closed or broken stderr must not stop the program.
+        let _ = writeln!(std::io::stderr(), "lightfi-token: warning: {msg}");
+    }
+}
+
+/// A step worth seeing when something goes wrong (`-v`): what was sent
+/// where and what came back, with every secret left out by the caller —
+/// safe to paste into a bug report.
+pub fn debug(msg: impl FnOnce() -> String) {
+    if level() >= Level::Verbose as u8 {
+        let _ = writeln!(std::io::stderr(), "lightfi-token: debug: {}", msg());
+    }
 }
 
 /// A warning that `flag` lets through once per process (a process may read
@@ -22,9 +54,24 @@ pub fn warn_once(flag: &AtomicBool, msg: &str) {
     }
 }
 
-/// A line of progress on stderr (`lightfi-token: …`).
+/// A line of progress on stderr (`lightfi-token: …`), not with `-q`.
 pub fn note(msg: &str) {
-    let _ = writeln!(std::io::stderr(), "lightfi-token: {msg}");
+    if level() >= Level::Normal as u8 {
+        let _ = writeln!(std::io::stderr(), "lightfi-token: {msg}");
+    }
+}
+
+/// What a person must act on (the login address): on stderr, whatever the
+/// level, and also on the terminal (`/dev/tty`) when stderr is not one — a
+/// program that captures our stderr would otherwise hide the prompt.
+pub fn prompt(text: &str) {
+    use std::io::IsTerminal;
+    let _ = std::io::stderr().write_all(text.as_bytes());
+    if !std::io::stderr().is_terminal()
+        && let Some(mut tty) = crate::platform::terminal()
+    {
+        let _ = tty.write_all(text.as_bytes());
+    }
 }
 
 /// Write to stdout in one piece.

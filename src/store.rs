@@ -402,6 +402,14 @@ impl Store {
                 pause = (pause * 2).min(Duration::from_millis(50));
             }
             if same_file(&file, &self.lock_path) {
+                report::debug(|| {
+                    format!(
+                        "locked {} after {} ms{}",
+                        self.lock_path.display(),
+                        start.elapsed().as_millis(),
+                        if contended { " (another process held it)" } else { "" }
+                    )
+                });
                 return Ok(Lock {
                     _file: file,
                     _in_process: in_process,
@@ -434,6 +442,7 @@ impl Store {
         tokens.version = FORMAT_VERSION;
         let json =
             serde_json::to_vec_pretty(&tokens).map_err(|e| Error::unexpected(format!("cannot encode tokens: {e}")))?;
+        report::debug(|| format!("writing {}", self.path.display()));
         let written = self
             .write_temp(&self.temp_prefix(), &json)
             .and_then(|tmp| tmp.persist(&self.path).map_err(|e| e.error));

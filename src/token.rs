@@ -140,6 +140,14 @@ fn obtain_any(settings: &Settings, transport: &dyn Transport, want: Want) -> Res
         return Err(Error::LoginRequired { msg });
     };
 
+    report::debug(|| {
+        let from = if settings.env_refresh_token.is_some() {
+            "LIGHTFI_REFRESH_TOKEN"
+        } else {
+            "the store"
+        };
+        format!("refreshing with the refresh token from {from}")
+    });
     // A rotating login: mark the refresh as under way, so that if this
     // process dies before storing the answer, the next one knows why the
     // stored refresh token may have stopped working.

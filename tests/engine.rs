@@ -775,3 +775,73 @@ fn closed_stdout_never_receives_the_store_or_writes_the_token_into_it() {
         "the token went to no file but the store"
     );
 }
+
+#[test]
+fn verbose_shows_each_exchange_without_any_secret() {
+    let t = TestEnv::new();
+    t.seed(Some("refresh-0"), Some(("tok-old-1", 4000, 3600)));
+    let out = t.run(&["-v", "-r"]);
+    assert_exit(&out, 0);
+    let err = stderr(&out);
+    assert!(
+        err.contains("debug: POST") && err.contains("/oauth2/token") && err.contains("HTTP 200"),
+        "{err}"
+    );
+    assert!(err.contains("refresh_token") && err.contains("locked"), "{err}");
+    // run() already checked: no token, refresh token or client secret in it.
+    let mut cmd = t.cmd(&["-r", "--force-refresh"]);
+    cmd.env("LIGHTFI_LOG", "debug");
+    assert!(stderr(&t.run_cmd(cmd)).contains("debug: POST"));
+}
+
+#[test]
+fn quiet_keeps_warnings_off_and_errors_on() {
+    let t = TestEnv::new();
+    t.seed(Some("refresh-0"), Some(("tok-margin-1", 3500, 3600)));
+    t.server.fallback(Reply::status(503));
+    let out = t.run(&["-q", "-r"]);
+    assert_exit(&out, 0);
+    assert_eq!(stdout(&out), "tok-margin-1\n");
+    assert_eq!(stderr(&out), "", "no warning with -q");
+    let out = t.run(&["-q", "-r", "--profile", "none", "--home", "/nonexistent-lightfi"]);
+    assert!(stderr(&out).contains("error:"), "errors stay");
+}
+
+#[test]
+fn status_all_lists_every_profile_and_its_login() {
+    let t = TestEnv::new();
+    std::fs::write(
+        t.home().join("config.toml"),
+        format!("[default]\nclient_id = \"{CLIENT_ID}\"\n[staging]\nclient_id = \"staging-id\"\n[broken]\n"),
+    )
+    .unwrap();
+    t.seed(Some("refresh-0"), Some(("tok-status-all", 60, 3600)));
+    let mut cmd = t.cmd(&["status", "--all", "--json"]);
+    cmd.env_remove("LIGHTFI_CLIENT_ID").env_remove("LIGHTFI_CLIENT_SECRET");
+    let out = t.run_cmd(cmd);
+    assert_exit(&out, 0);
+    t.assert_no_leak(&out.stdout);
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let row = |name: &str| {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["profile"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(row("default")["logged_in"], true);
+    assert_eq!(row("staging")["logged_in"], false);
+    assert_eq!(row("staging")["client_id"], "staging-id");
+    assert!(
+        row("broken")["problem"].as_str().unwrap().contains("no client id"),
+        "{rows}"
+    );
+    let mut cmd = t.cmd(&["status", "--all"]);
+    cmd.env_remove("LIGHTFI_CLIENT_ID").env_remove("LIGHTFI_CLIENT_SECRET");
+    let text = stdout(&t.run_cmd(cmd));
+    assert!(
+        text.lines().any(|l| l.starts_with("default") && l.contains(" yes ")),
+        "{text}"
+    );
+}

@@ -419,3 +419,88 @@ fn a_caller_right_after_a_cancelled_login_does_not_start_another() {
     let output = pty.output_with("left no login");
     assert!(output.contains("left no login"), "{output}");
 }
+
+#[test]
+fn prompt_login_asks_for_a_fresh_sign_in() {
+    let (t, browser, port) = setup();
+    let child = login_cmd(&t, &browser, port, &["login", "--prompt", "login"])
+        .spawn()
+        .unwrap();
+    let url = browser.wait_for_url(Duration::from_secs(10));
+    assert_eq!(param(&url, "prompt").as_deref(), Some("login"));
+    let state = param(&url, "state").unwrap();
+    assert_eq!(http_get(port, &format!("/?code=c1&state={state}")).0, 200);
+    assert_exit(&finish(&t, child), 0);
+}
+
+#[test]
+fn logout_browser_ends_the_hosted_ui_session_at_the_domain_root() {
+    let (t, browser, port) = setup();
+    t.seed(Some("refresh-0"), None);
+    let out = t.run_cmd(login_cmd(&t, &browser, port, &["logout", "--browser"]));
+    assert_exit(&out, 0);
+    let url = browser.wait_for_url(Duration::from_secs(10));
+    let base = url::Url::parse(&t.server.url).unwrap();
+    assert_eq!(url.host(), base.host());
+    assert_eq!(url.port(), base.port());
+    assert_eq!(url.path(), "/logout", "at the domain's root, not below /oauth2");
+    assert_eq!(param(&url, "client_id").as_deref(), Some(CLIENT_ID));
+    assert_eq!(param(&url, "logout_uri"), Some(format!("http://localhost:{port}")));
+    assert!(
+        stderr(&out).contains("sign-out URL must be registered"),
+        "{}",
+        stderr(&out)
+    );
+    // Revoked and deleted first, as without --browser.
+    assert!(t.server.requests().iter().any(|r| r.path.ends_with("/revoke")));
+    assert!(!t.store_path().exists());
+    // Another sign-out address.
+    let second = t.home().join("second-browser");
+    std::fs::create_dir(&second).unwrap();
+    let browser2 = RecordingBrowser::new(&second);
+    let mut cmd = login_cmd(
+        &t,
+        &browser2,
+        port,
+        &["logout", "--browser", "--logout-uri", "https://app.example/bye"],
+    );
+    cmd.env("BROWSER", browser2.command());
+    assert_exit(&t.run_cmd(cmd), 0);
+    let url = browser2.wait_for_url(Duration::from_secs(10));
+    assert_eq!(param(&url, "logout_uri").as_deref(), Some("https://app.example/bye"));
+}
+
+#[test]
+fn the_login_prompt_reaches_the_terminal_when_stderr_is_captured() {
+    let (t, browser, port) = setup();
+    let captured = t.home().join("captured-stderr");
+    // `script` gives lightfi-token a terminal (its stdin and /dev/tty) while
+    // a caller captures its stderr in a file, as `aws`-style wrappers do.
+    let mut cmd = t.tool("script");
+    cmd.args([
+        "-q",
+        "-e",
+        "-c",
+        &format!("{} -r 2>{}", env!("CARGO_BIN_EXE_lightfi-token"), captured.display()),
+        "/dev/null",
+    ])
+    .env("BROWSER", browser.command())
+    .env("LIGHTFI_REDIRECT_URI", format!("http://localhost:{port}"))
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    let state = login_state(&browser);
+    assert_eq!(http_get(port, &format!("/?code=c1&state={state}")).0, 200);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let terminal = String::from_utf8_lossy(&out.stdout);
+    assert!(terminal.contains("log in to LightFi in your browser"), "{terminal}");
+    assert!(terminal.contains(&state), "the address itself: {terminal}");
+    t.assert_no_leak(terminal.replace(&jwt_like(1), "").as_bytes());
+    // stderr still has it too.
+    assert!(
+        std::fs::read_to_string(&captured)
+            .unwrap()
+            .contains("log in to LightFi")
+    );
+}

@@ -3,7 +3,7 @@
 
 use std::io::Read;
 
-use crate::cli::LoginArgs;
+use crate::cli::{LoginArgs, Prompt};
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::login::LoginOptions;
@@ -21,6 +21,10 @@ pub fn run(settings: &Settings, args: &LoginArgs) -> Result<()> {
     let options = LoginOptions {
         no_browser: args.no_browser,
         timeout: args.timeout,
+        prompt: args.prompt.map(|p| match p {
+            Prompt::Login => "login",
+            Prompt::Consent => "consent",
+        }),
     };
     token::log_in(settings, &http, options).map(|_| ())
 }

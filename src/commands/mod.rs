@@ -17,6 +17,7 @@ use crate::error::Result;
 /// by each command, so git's `capability` and `store` answer even before a
 /// client id is configured.
 pub fn run(command: Command, flags: Flags) -> Result<()> {
+    crate::report::set_level(config::level(&flags));
     let settings = || config::resolve(&flags);
     match command {
         Command::GitCredential { action, min_valid, .. } => git_credential::run(
@@ -28,7 +29,13 @@ pub fn run(command: Command, flags: Flags) -> Result<()> {
         ),
         Command::Get { args, .. } => get::run(&settings()?, &args),
         Command::Login { args, .. } => login::run(&settings()?, &args),
-        Command::Logout { no_revoke, .. } => logout::run(&settings()?, !no_revoke),
+        Command::Logout {
+            no_revoke,
+            browser,
+            logout_uri,
+            ..
+        } => logout::run(&settings()?, !no_revoke, browser, logout_uri.as_deref()),
+        Command::Status { json, all: true, .. } => status::run_all(&flags, json),
         Command::Status { json, .. } => status::run(&settings()?, json),
         Command::Exec { command, min_valid, .. } => exec::run(&settings()?, &command, min_valid),
         Command::Serve {

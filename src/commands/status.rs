@@ -6,7 +6,7 @@
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::config::Settings;
+use crate::config::{self, Flags, Settings};
 use crate::error::{Error, Result};
 use crate::output::rfc3339;
 use crate::report;
@@ -27,6 +27,73 @@ pub fn run(settings: &Settings, json: bool) -> Result<()> {
             msg: format!("not logged in (profile `{}`)", settings.profile),
         })
     }
+}
+
+/// `status --all`: one line per profile of `config.toml` (and `default`):
+/// its client id and whether it is logged in. Never a secret.
+pub fn run_all(flags: &Flags, json: bool) -> Result<()> {
+    let mut names = config::profile_names(flags)?;
+    if !names.iter().any(|n| n == config::DEFAULT_PROFILE) {
+        names.insert(0, config::DEFAULT_PROFILE.to_string());
+    }
+    let rows: Vec<ProfileRow> = names
+        .into_iter()
+        .map(|profile| {
+            let flags = Flags {
+                profile: Some(profile.clone()),
+                ..flags.clone()
+            };
+            match config::resolve_with(&flags, |name| std::env::var(name).ok()).and_then(|(s, _)| status(&s)) {
+                Ok(status) => ProfileRow {
+                    logged_in: status.logged_in(),
+                    client_id: Some(status.client_id.clone()),
+                    access_expires_at: status.access_token.as_ref().map(|a| a.expires_at.clone()),
+                    problem: None,
+                    profile,
+                },
+                Err(e) => ProfileRow {
+                    profile,
+                    client_id: None,
+                    logged_in: false,
+                    access_expires_at: None,
+                    problem: Some(e.to_string()),
+                },
+            }
+        })
+        .collect();
+    let text = if json {
+        serde_json::to_string(&rows).map_err(|e| Error::unexpected(e.to_string()))? + "\n"
+    } else {
+        let mut out = format!(
+            "{:<20} {:<28} {:<10} {}\n",
+            "PROFILE", "CLIENT ID", "LOGGED IN", "ACCESS TOKEN"
+        );
+        for row in &rows {
+            let access = match (&row.problem, &row.access_expires_at) {
+                (Some(problem), _) => problem.clone(),
+                (None, Some(at)) => format!("until {at}"),
+                (None, None) => "none cached".into(),
+            };
+            out += &format!(
+                "{:<20} {:<28} {:<10} {access}\n",
+                row.profile,
+                row.client_id.as_deref().unwrap_or("-"),
+                if row.logged_in { "yes" } else { "no" }
+            );
+        }
+        out
+    };
+    report::print(text.as_bytes())
+}
+
+#[derive(Debug, Serialize)]
+struct ProfileRow {
+    profile: String,
+    client_id: Option<String>,
+    logged_in: bool,
+    access_expires_at: Option<String>,
+    /// Why the profile's settings do not resolve (e.g. no client id).
+    problem: Option<String>,
 }
 
 #[derive(Debug, Serialize)]

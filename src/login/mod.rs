@@ -7,7 +7,7 @@
 //! browser how the login ended — so the page says "logged in" only once the
 //! tokens are safe, and no page ever shows a token.
 
-mod browser;
+pub mod browser;
 mod callback;
 
 use std::time::{Duration, Instant};
@@ -34,6 +34,8 @@ pub struct LoginOptions {
     /// Print the URL only, and also accept the redirected URL pasted on stdin.
     pub no_browser: bool,
     pub timeout: Duration,
+    /// OpenID Connect `prompt` (`login`: sign in again even with a session).
+    pub prompt: Option<&'static str>,
 }
 
 impl Default for LoginOptions {
@@ -41,6 +43,7 @@ impl Default for LoginOptions {
         LoginOptions {
             no_browser: false,
             timeout: DEFAULT_TIMEOUT,
+            prompt: None,
         }
     }
 }
@@ -55,7 +58,10 @@ pub fn run(
     let redirect = Redirect::parse(&settings.redirect_uri, options.no_browser)?;
     let pkce = Pkce::new()?;
     let state = random_urlsafe(32)?;
-    let authorize_url = authorize_url(settings, &pkce, &state)?;
+    let mut authorize_url = authorize_url(settings, &pkce, &state)?;
+    if let Some(prompt) = options.prompt {
+        authorize_url.query_pairs_mut().append_pair("prompt", prompt);
+    }
     preflight(transport, &authorize_url, settings)?;
 
     let (events, inbox) = std::sync::mpsc::channel();
@@ -69,17 +75,19 @@ pub fn run(
         Err(e) => return Err(e),
     };
 
-    eprintln!("lightfi-token: log in to LightFi in your browser at this address:\n\n    {authorize_url}\n");
+    report::prompt(&format!(
+        "lightfi-token: log in to LightFi in your browser at this address:\n\n    {authorize_url}\n\n"
+    ));
     if options.no_browser {
-        report::note(&format!(
-            "after logging in, paste the address the browser ends up at (it starts with {}) and press Enter:",
+        report::prompt(&format!(
+            "lightfi-token: after logging in, paste the address the browser ends up at (it starts with {}) and press Enter:\n",
             settings.redirect_uri
         ));
         callback::read_pasted_urls(events.clone());
     } else {
         browser::open(authorize_url.as_str());
-        report::note(&format!(
-            "waiting for the browser login (up to {} s; Ctrl-C to cancel)…",
+        report::prompt(&format!(
+            "lightfi-token: waiting for the browser login (up to {} s; Ctrl-C to cancel)…\n",
             options.timeout.as_secs()
         ));
     }
@@ -193,6 +201,23 @@ fn refused_login(error: &str, description: Option<&str>, settings: &Settings) ->
         format!("the authorization server refused to start a login: {said}"),
         hint,
     )
+}
+
+/// The hosted UI's sign-out address: `/logout` at the domain's root (not
+/// below `/oauth2`), with the client id and where to send the browser after.
+pub fn logout_url(settings: &Settings, logout_uri: &str) -> Result<Url> {
+    let mut url = Url::parse(&settings.client.endpoints.base).map_err(|e| {
+        Error::config(
+            format!("invalid OAuth URL: {e}"),
+            "check --oauth-url / LIGHTFI_OAUTH_URL",
+        )
+    })?;
+    url.set_path("/logout");
+    url.query_pairs_mut()
+        .clear()
+        .append_pair("client_id", &settings.client.id)
+        .append_pair("logout_uri", logout_uri);
+    Ok(url)
 }
 
 /// PKCE (RFC 7636 §4.1–4.2): 32 random bytes → a 43-character verifier;
