@@ -101,9 +101,11 @@ fn obtain_any(settings: &Settings, transport: &dyn Transport, want: Want) -> Res
     {
         return Ok(access);
     }
+    // `--force-refresh` asks now, whatever was recorded (a person fixed something).
     if let Some(attempt) = tokens
         .last_failure
         .as_ref()
+        .filter(|_| !want.force_refresh)
         .filter(|a| still_applies(a, wait_started, now))
     {
         return repeat(attempt, &tokens, env_digest.as_deref(), want.kind, now, false);
@@ -239,7 +241,7 @@ fn repeat(
     let when = if own {
         String::new()
     } else {
-        format!(" (found by another lightfi-token {ago} s ago; not asking again yet)")
+        format!(" (found by another lightfi-token {ago} s ago; not asking again yet: --force-refresh asks now)")
     };
     if attempt.kind == AttemptKind::Unavailable
         && let Some(access) = cached(tokens, env_digest, kind, now, 0)

@@ -114,6 +114,12 @@ fn a_caller_soon_after_a_failure_does_not_ask_again() {
         assert_exit(&t.run(&["-r"]), 5);
     }
     assert_eq!(t.server.token_requests().len(), asked, "no request during the back-off");
+    // Unless a person asks for one.
+    assert_exit(&t.run(&["-r", "--force-refresh"]), 5);
+    assert!(t.server.token_requests().len() > asked, "--force-refresh asks now");
+    let asked = t.server.token_requests().len();
+    assert_exit(&t.run(&["-r"]), 5);
+    assert_eq!(t.server.token_requests().len(), asked);
     // The server is back: after the back-off, the next caller gets a token.
     t.server.fallback(Reply::fresh());
     std::thread::sleep(Duration::from_secs(6));
