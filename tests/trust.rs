@@ -56,12 +56,7 @@ fn a_login_of_another_client_never_touches_the_stored_one() {
     let out = t.run(&["--client-id", "other-client", "logout"]);
     assert_exit(&out, 0);
     assert_eq!(std::fs::read(t.store_path()).unwrap(), mine);
-    let revoked: Vec<_> = t
-        .server
-        .requests()
-        .into_iter()
-        .filter(|r| r.path.ends_with("/revoke"))
-        .collect();
+    let revoked = t.server.revoke_requests();
     assert_eq!(revoked.len(), 1);
     assert_eq!(revoked[0].field("token"), Some("refresh-other"));
 
@@ -129,12 +124,7 @@ fn a_login_revokes_the_refresh_token_it_replaces() {
     let t = TestEnv::new();
     t.seed(Some("refresh-old"), None);
     assert_exit(&import(&t, &["login", "--refresh-token-stdin"], "refresh-new"), 0);
-    let revoked: Vec<_> = t
-        .server
-        .requests()
-        .into_iter()
-        .filter(|r| r.path.ends_with("/revoke"))
-        .collect();
+    let revoked = t.server.revoke_requests();
     assert_eq!(revoked.len(), 1);
     assert_eq!(revoked[0].field("token"), Some("refresh-old"));
     assert_eq!(t.store()["refresh_token"], "refresh-new");

@@ -36,6 +36,13 @@ fn wave(t: &TestEnv, args: &[&str]) -> Vec<Output> {
         .collect()
 }
 
+/// At most one caller's three tries reached the server.
+#[track_caller]
+fn assert_one_callers_tries(t: &TestEnv) {
+    let made = t.server.token_requests().len();
+    assert!(made <= 3, "{made} token requests");
+}
+
 fn codes(outs: &[Output]) -> Vec<Option<i32>> {
     let mut codes: Vec<_> = outs.iter().map(|o| o.status.code()).collect();
     codes.dedup();
@@ -49,11 +56,7 @@ fn a_failing_server_gets_one_callers_tries_per_wave() {
     t.server.fallback(Reply::status(503));
     let outs = wave(&t, &[]);
     assert_eq!(codes(&outs), [Some(5)], "{}", stderr(&outs[0]));
-    assert!(
-        t.server.token_requests().len() <= 3,
-        "{} token requests",
-        t.server.token_requests().len()
-    );
+    assert_one_callers_tries(&t);
     assert_eq!(t.store()["refresh_token"], "refresh-0", "the login is kept");
 }
 
@@ -65,11 +68,7 @@ fn a_hanging_server_gets_one_callers_tries_per_wave() {
         .fallback(Reply::Delay(Duration::from_millis(2500), Box::new(Reply::fresh())));
     let outs = wave(&t, &["--http-timeout", "2", "--lock-timeout", "60"]);
     assert_eq!(codes(&outs), [Some(5)], "{}", stderr(&outs[0]));
-    assert!(
-        t.server.token_requests().len() <= 3,
-        "{} token requests",
-        t.server.token_requests().len()
-    );
+    assert_one_callers_tries(&t);
 }
 
 #[test]
@@ -83,11 +82,7 @@ fn a_busy_server_with_retry_after_gets_one_callers_tries_per_wave() {
     });
     let outs = wave(&t, &[]);
     assert_eq!(codes(&outs), [Some(5)], "{}", stderr(&outs[0]));
-    assert!(
-        t.server.token_requests().len() <= 3,
-        "{} token requests",
-        t.server.token_requests().len()
-    );
+    assert_one_callers_tries(&t);
 }
 
 #[test]
@@ -100,7 +95,7 @@ fn while_the_token_is_still_valid_every_caller_gets_it_with_a_warning() {
     assert_eq!(codes(&outs), [Some(0)]);
     assert!(outs.iter().all(|o| stdout(o) == "tok-margin\n"));
     assert!(outs.iter().all(|o| stderr(o).contains("using the cached access token")));
-    assert!(t.server.token_requests().len() <= 3);
+    assert_one_callers_tries(&t);
 }
 
 #[test]

@@ -153,6 +153,13 @@ impl FakeServer {
             .collect()
     }
 
+    pub fn revoke_requests(&self) -> Vec<Recorded> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path == "/oauth2/revoke")
+            .collect()
+    }
+
     pub fn issued_secrets(&self) -> Vec<String> {
         self.shared.secrets.lock().unwrap().clone()
     }
