@@ -470,10 +470,10 @@ pub fn repo_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Test tools from npm and PyPI that are not on a fresh machine, installed
-/// by the first test that needs them (so `cargo test` alone is enough), once,
-/// under a lock shared by all test processes. `.ci/run` runs the same steps
-/// up front; then this finds them done. A failed install fails the test.
+/// Test tools that are not on a fresh machine, installed by the first test
+/// that needs them (so `cargo test` alone is enough), once, under a lock
+/// shared by all test processes. `.ci/run` runs the same steps up front;
+/// then this finds them done. A failed install fails the test.
 pub enum TestTools {
     /// `tests/idp`: panva's oidc-provider.
     Idp,
@@ -481,28 +481,32 @@ pub enum TestTools {
     Node,
     /// `tests/tools/.venv`: requests, httpx, httpie, xh.
     Python,
+    /// Debian packages (chromium, man-db, …), installed with `apt-get` when
+    /// the tests run as root; otherwise the test fails with the
+    /// `apt-get install -y …` line to run.
+    Apt(&'static [&'static str]),
 }
 
 impl TestTools {
     pub fn ensure(self) {
         let root = repo_root();
-        let (dir, done, what, steps): (PathBuf, PathBuf, &str, Vec<Vec<&str>>) = match self {
-            TestTools::Idp => (
+        let Install(dir, done, what, steps) = match self {
+            TestTools::Idp => Install(
                 root.join("tests/idp"),
-                root.join("tests/idp/node_modules/.package-lock.json"),
-                "the test IdP's npm packages",
+                Box::new(|| npm_installed(&root.join("tests/idp"))),
+                "the test IdP's npm packages".into(),
                 vec![vec!["npm", "ci", "--no-audit", "--no-fund"]],
             ),
-            TestTools::Node => (
+            TestTools::Node => Install(
                 root.join("tests/tools"),
-                root.join("tests/tools/node_modules/.package-lock.json"),
-                "newman (npm)",
+                Box::new(|| npm_installed(&root.join("tests/tools"))),
+                "newman (npm)".into(),
                 vec![vec!["npm", "ci", "--no-audit", "--no-fund"]],
             ),
-            TestTools::Python => (
+            TestTools::Python => Install(
                 root.join("tests/tools"),
-                root.join("tests/tools/.venv/.installed"),
-                "the Python test tools (PyPI)",
+                Box::new(|| root.join("tests/tools/.venv/.installed").exists()),
+                "the Python test tools (PyPI)".into(),
                 vec![
                     vec!["python3", "-m", "venv", ".venv"],
                     vec![
@@ -516,20 +520,45 @@ impl TestTools {
                     vec!["touch", ".venv/.installed"],
                 ],
             ),
+            TestTools::Apt(packages) => {
+                let missing = deb_missing(packages);
+                if missing.is_empty() {
+                    return;
+                }
+                let install = [&["apt-get", "install", "-y"][..], &missing].concat();
+                assert!(
+                    is_root(),
+                    "the Debian package(s) {} are not installed, and the tests are not running as root to \
+                     install them; run\n    {}\nas root, then the tests again",
+                    missing.join(" "),
+                    install.join(" ")
+                );
+                Install(
+                    // Under the npm/PyPI tools' lock: apt-get and dpkg take
+                    // their own locks and fail, rather than wait, when
+                    // another test process holds them.
+                    root.join("tests/tools"),
+                    Box::new(move || deb_missing(packages).is_empty()),
+                    format!("the Debian package(s) {}", packages.join(" ")),
+                    vec![vec!["apt-get", "update"], install],
+                )
+            }
         };
-        if done.exists() {
+        if done() {
             return;
         }
         let lock = std::fs::File::create(dir.join(".install.lock")).expect("create the install lock");
         fs4::fs_std::FileExt::lock_exclusive(&lock).expect("take the install lock");
-        if done.exists() {
+        if done() {
             return;
         }
-        eprintln!("installing {what} in {} (once)", dir.display());
+        eprintln!("installing {what} (in {}, once)", dir.display());
         for step in &steps {
             let out = Command::new(step[0])
                 .args(&step[1..])
                 .current_dir(&dir)
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .stdin(Stdio::null())
                 .output()
                 .unwrap_or_else(|e| panic!("installing {what}: cannot run `{}`: {e}", step.join(" ")));
             assert!(
@@ -541,5 +570,52 @@ impl TestTools {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
+        assert!(done(), "installing {what} finished, but it is still missing");
     }
+}
+
+/// How to install a set of test tools: the folder to work in (and lock),
+/// whether they are installed, what they are, the commands that install them.
+struct Install(PathBuf, Box<dyn Fn() -> bool>, String, Vec<Vec<&'static str>>);
+
+/// Whether `npm ci` has installed the exact versions `dir/package.json`
+/// pins (not only some earlier `node_modules`).
+fn npm_installed(dir: &Path) -> bool {
+    let read = |path: PathBuf| -> Option<serde_json::Value> { serde_json::from_slice(&std::fs::read(path).ok()?).ok() };
+    let Some(manifest) = read(dir.join("package.json")) else {
+        return false;
+    };
+    let Some(dependencies) = manifest["dependencies"].as_object() else {
+        return true;
+    };
+    dependencies.iter().all(|(name, version)| {
+        read(dir.join("node_modules").join(name).join("package.json"))
+            .is_some_and(|installed| installed["version"] == *version)
+    })
+}
+
+/// Which of `packages` dpkg does not list as installed.
+fn deb_missing(packages: &[&'static str]) -> Vec<&'static str> {
+    packages
+        .iter()
+        .copied()
+        .filter(|package| {
+            Command::new("dpkg-query")
+                .args(["--show", "--showformat=${db:Status-Abbrev}", package])
+                .stderr(Stdio::null())
+                .output()
+                .map_or(true, |out| !out.stdout.starts_with(b"ii"))
+        })
+        .collect()
+}
+
+#[cfg(unix)]
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+#[cfg(not(unix))]
+fn is_root() -> bool {
+    false
 }
