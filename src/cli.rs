@@ -9,6 +9,17 @@ use crate::config::{Flags, parse_secs};
 use crate::output::Format;
 use crate::token::DEFAULT_MIN_VALID;
 
+/// What `--version` says: the version, the target triple and the build
+/// profile, e.g. `0.1.0 (x86_64-unknown-linux-gnu, release)`.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("LIGHTFI_TOKEN_TARGET"),
+    ", ",
+    env!("LIGHTFI_TOKEN_PROFILE"),
+    ")"
+);
+
 /// Print a valid LightFi API access token: from the cache, refreshed, or after
 /// a browser login.
 ///
@@ -17,7 +28,7 @@ use crate::token::DEFAULT_MIN_VALID;
 /// LightFi defaults. The client secret is read only from LIGHTFI_CLIENT_SECRET
 /// (or CLIENT_SECRET) and config.toml, never from the command line.
 #[derive(Debug, Parser)]
-#[command(name = "lightfi-token", version)]
+#[command(name = "lightfi-token", version = VERSION)]
 pub struct Cli {
     #[command(flatten)]
     global: Flags,
@@ -48,7 +59,7 @@ impl Cli {
             }
             Some(command) => command,
         };
-        let given_after = std::mem::take(command.global_mut());
+        let given_after = command.global_mut().map(std::mem::take).unwrap_or_default();
         Ok((command, given_after.or(self.global)))
     }
 }
@@ -187,10 +198,30 @@ pub enum Command {
         #[command(flatten)]
         global: Flags,
     },
+
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish)
+    // One-line help: what a command's `about` says is built on every run;
+    // the install hints are in the argument's help, built only for this command.
+    Completions {
+        /// The shell to complete for
+        ///
+        /// bash: lightfi-token completions bash > ~/.local/share/bash-completion/completions/lightfi-token
+        ///
+        /// zsh: lightfi-token completions zsh > ~/.zfunc/_lightfi-token, with fpath=(~/.zfunc $fpath) before compinit in ~/.zshrc
+        ///
+        /// fish: lightfi-token completions fish > ~/.config/fish/completions/lightfi-token.fish
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+
+    /// Print the manual page (roff): `lightfi-token man | man -l -` shows it
+    Man,
 }
 
 impl Command {
-    fn global_mut(&mut self) -> &mut Flags {
+    /// The global options given after the command's name; None for the
+    /// commands that use no settings (`completions`, `man`).
+    fn global_mut(&mut self) -> Option<&mut Flags> {
         match self {
             Command::Get { global, .. }
             | Command::Login { global, .. }
@@ -198,7 +229,8 @@ impl Command {
             | Command::Status { global, .. }
             | Command::GitCredential { global, .. }
             | Command::Exec { global, .. }
-            | Command::Serve { global, .. } => global,
+            | Command::Serve { global, .. } => Some(global),
+            Command::Completions { .. } | Command::Man => None,
         }
     }
 }

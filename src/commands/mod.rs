@@ -1,11 +1,13 @@
 //! One file per command: each a short script over the engine (`token`) and
 //! the edges it needs. `main` parses the command line and calls [`run`].
 
+mod completions;
 mod exec;
 mod get;
 mod git_credential;
 mod login;
 mod logout;
+mod man;
 mod serve;
 mod status;
 
@@ -15,7 +17,7 @@ use crate::error::Result;
 
 /// Run `command` with the settings `flags` resolve to. Settings are resolved
 /// by each command, so git's `capability` and `store` answer even before a
-/// client id is configured.
+/// client id is configured, and `completions` and `man` never read them.
 pub fn run(command: Command, flags: Flags) -> Result<()> {
     crate::report::set_level(config::level(&flags));
     let settings = || config::resolve(&flags);
@@ -44,5 +46,7 @@ pub fn run(command: Command, flags: Flags) -> Result<()> {
             min_valid,
             ..
         } => serve::run(&settings()?, port, show_key, min_valid),
+        Command::Completions { shell } => completions::run(shell),
+        Command::Man => man::run(),
     }
 }
