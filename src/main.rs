@@ -56,13 +56,14 @@ fn start() {
 
 /// `Cli::try_parse` without freeing clap's command tree, which the process
 /// is about to drop wholesale at exit: freeing it costs as much as the rest
-/// of the cached path.
+/// of the cached path. The values are taken out of the matches
+/// (`from_arg_matches_mut`) rather than out of a copy of them.
 fn parse_args(args: Vec<OsString>) -> Result<Cli, clap::Error> {
     use clap::{CommandFactory, FromArgMatches};
     let command = std::mem::ManuallyDrop::new(Cli::command());
     let mut command = command;
-    let matches = std::mem::ManuallyDrop::new(command.try_get_matches_from_mut(args)?);
-    Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut command))
+    let mut matches = std::mem::ManuallyDrop::new(command.try_get_matches_from_mut(args)?);
+    Cli::from_arg_matches_mut(&mut matches).map_err(|e| e.format(&mut command))
 }
 
 /// Parse, run, report; returns the exit code.
