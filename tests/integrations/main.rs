@@ -1,8 +1,9 @@
 //! The ready-made snippets under `integrations/`, each proven with the real
 //! tool it is written for (curl, kubectl, Python requests/httpx/httpie, xh,
-//! Node fetch, newman, cargo) against local stubs on loopback. Tools that are
-//! not on a fresh machine are installed by `.ci/run` under `tests/tools/`;
-//! a missing tool fails its test with the command that installs it.
+//! Node fetch, newman, cargo, systemd) against local stubs on loopback. Tools
+//! that are not on a fresh machine are installed by `.ci/run` under
+//! `tests/tools/`; a missing tool fails its test with the command that
+//! installs it.
 
 #![cfg(unix)]
 
@@ -16,4 +17,5 @@ mod kubernetes;
 mod node;
 mod postman;
 mod python;
+mod services;
 mod vscode;

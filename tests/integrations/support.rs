@@ -529,12 +529,17 @@ pub struct Serve {
 
 impl Serve {
     pub fn start(t: &TestEnv) -> Serve {
+        Serve::spawn(t, t.cmd(&["serve", "--port", "0"]))
+    }
+
+    /// `command`, which runs `lightfi-token serve --port 0` in the test's
+    /// environment some other way (a service file's command line).
+    pub fn spawn(t: &TestEnv, mut command: Command) -> Serve {
         let shown = t.run(&["serve", "--show-key"]);
         assert_exit(&shown, 0);
         let key = stdout(&shown).trim().to_string();
         assert!(key.len() >= 32, "serve --show-key printed a key");
-        let mut child = t
-            .cmd(&["serve", "--port", "0"])
+        let mut child = command
             .stderr(Stdio::piped())
             .spawn()
             .expect("start lightfi-token serve");
