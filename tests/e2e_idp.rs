@@ -6,67 +6,17 @@
 #![cfg(target_os = "linux")] // shares the Linux pty helpers with tests/login.rs
 
 mod common;
+#[path = "common/idp.rs"]
+mod idp;
 #[path = "common/interactive.rs"]
 mod interactive;
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
+use idp::{Idp, idp_dir};
 use interactive::free_port;
-
-/// The test IdP, stopped (stdin closed, then waited for) on drop.
-struct Idp {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    oauth_url: String,
-}
-
-fn idp_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests").join("idp")
-}
-
-impl Idp {
-    fn start(redirect_port: u16, rotate: bool, access_ttl: u64) -> Idp {
-        TestTools::Idp.ensure();
-        let dir = idp_dir();
-        let mut child = Command::new("node")
-            .arg(dir.join("server.js"))
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("IDP_REDIRECT_URI", format!("http://localhost:{redirect_port}"))
-            .env("IDP_CLIENT_ID", CLIENT_ID)
-            .env("IDP_CLIENT_SECRET", CLIENT_SECRET)
-            .env("IDP_ROTATE", if rotate { "1" } else { "0" })
-            .env("IDP_ACCESS_TTL", access_ttl.to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start node (is Node.js installed?)");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let ready: serde_json::Value =
-            serde_json::from_str(&line).unwrap_or_else(|_| panic!("the IdP did not start: {line:?}"));
-        let oauth_url = ready["oauth_url"].as_str().unwrap().to_string();
-        Idp {
-            stdin: child.stdin.take(),
-            child,
-            oauth_url,
-        }
-    }
-}
-
-impl Drop for Idp {
-    fn drop(&mut self) {
-        drop(self.stdin.take());
-        let _ = self.child.wait();
-    }
-}
 
 /// A test environment pointed at the IdP, with the scripted browser.
 struct E2e {

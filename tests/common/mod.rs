@@ -477,7 +477,7 @@ pub fn repo_root() -> &'static Path {
 pub enum TestTools {
     /// `tests/idp`: panva's oidc-provider.
     Idp,
-    /// `tests/tools`: newman.
+    /// `tests/tools`: newman, playwright-core.
     Node,
     /// `tests/tools/.venv`: requests, httpx, httpie, xh.
     Python,
@@ -500,7 +500,7 @@ impl TestTools {
             TestTools::Node => Install(
                 root.join("tests/tools"),
                 Box::new(|| npm_installed(&root.join("tests/tools"))),
-                "newman (npm)".into(),
+                "newman and playwright-core (npm)".into(),
                 vec![vec!["npm", "ci", "--no-audit", "--no-fund"]],
             ),
             TestTools::Python => Install(
