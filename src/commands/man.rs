@@ -221,6 +221,14 @@ fn extra_sections() -> Roff {
             "A refresh token to use instead of the stored one (for CI); never written to disk.",
         ),
         (
+            "LIGHTFI_TOKEN_KIND",
+            "The token to hand out: access (the default) or id.",
+        ),
+        (
+            "LIGHTFI_LOG",
+            "debug: show each HTTP exchange and lock step on stderr, secrets left out (as -v).",
+        ),
+        (
             "BROWSER",
             "The browser to open for a login: commands separated by colons, %s for the URL.",
         ),
@@ -241,8 +249,9 @@ fn extra_sections() -> Roff {
         ),
         ("<home>/config.toml", "Settings, one table per profile."),
         (
-            "<home>/tokens/<profile>.json",
-            "The stored tokens (0600, in a 0700 folder).",
+            "<home>/tokens/<profile>@<identity>.json",
+            "The stored tokens (0600, in a 0700 folder); the identity is a digest of the client id, the OAuth \
+             URL and the scopes, so each login has its own file.",
         ),
         (
             "<home>/tokens/<profile>.lock",
@@ -270,7 +279,8 @@ fn extra_sections() -> Roff {
         ),
         (
             "4",
-            "A configuration error: no client id, a malformed config.toml, invalid_client.",
+            "A configuration error: no client id, an unknown profile, a malformed or untrusted config.toml, \
+             a secret that would go to another server, a store written by a newer version, invalid_client.",
         ),
         (
             "5",
