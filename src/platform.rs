@@ -10,26 +10,28 @@ use std::path::Path;
 
 /// Open `path` for reading, refusing anything but a regular file — without
 /// blocking on a FIFO that someone put in its place.
-pub fn open_regular(path: &Path) -> io::Result<File> {
+pub fn open_regular(path: &Path) -> io::Result<(File, std::fs::Metadata)> {
     let mut options = OpenOptions::new();
     options.read(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
     let file = options.open(path)?;
-    if !file.metadata()?.is_file() {
+    let meta = file.metadata()?;
+    if !meta.is_file() {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
     }
-    Ok(file)
+    Ok((file, meta))
 }
 
 /// `path`'s whole content, if it is a regular file; None when it does not exist.
 pub fn read_regular(path: &Path) -> io::Result<Option<Vec<u8>>> {
-    let mut file = match open_regular(path) {
-        Ok(file) => file,
+    let (mut file, meta) = match open_regular(path) {
+        Ok(opened) => opened,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
-    let mut bytes = Vec::new();
+    // Sized from the file, plus one byte to see the end without a regrowth.
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0).saturating_add(1));
     file.read_to_end(&mut bytes)?;
     Ok(Some(bytes))
 }
@@ -47,12 +49,11 @@ pub enum Untrusted {
 /// by us (or root), not writable by others, and writable by the group only
 /// when that group is our own primary group.
 pub fn read_trusted(path: &Path) -> Result<Option<(String, u32)>, Untrusted> {
-    let mut file = match open_regular(path) {
-        Ok(file) => file,
+    let (mut file, meta) = match open_regular(path) {
+        Ok(opened) => opened,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Untrusted::Io(e)),
     };
-    let meta = file.metadata().map_err(Untrusted::Io)?;
     #[cfg(unix)]
     let mode = {
         use std::os::unix::fs::MetadataExt;

@@ -605,7 +605,16 @@ impl Identity {
             hash.update(part.as_bytes());
             hash.update([0]);
         }
-        hash.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect()
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        hash.finalize()[..8]
+            .iter()
+            .flat_map(|b| {
+                [
+                    char::from(HEX[usize::from(b >> 4)]),
+                    char::from(HEX[usize::from(b & 15)]),
+                ]
+            })
+            .collect()
     }
 }
 
