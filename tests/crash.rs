@@ -87,7 +87,10 @@ fn crash_rounds(t: &TestEnv, rotate: bool, rounds: usize, check: impl Fn(&serde_
         }
         let store = t.store();
         check(&store);
-        assert!(store["refresh_token"].is_string(), "round {round}: the refresh token was lost: {store}");
+        assert!(
+            store["refresh_token"].is_string(),
+            "round {round}: the refresh token was lost: {store}"
+        );
     }
     done.store(true, Ordering::Relaxed);
     reader.join().unwrap();
