@@ -158,6 +158,11 @@ pub enum Command {
         /// Print the X-Lightfi-Key value and exit
         #[arg(long)]
         show_key: bool,
+
+        /// Replace the key with a new random one and exit; a running serve
+        /// refuses the old key from its next request on
+        #[arg(long, conflicts_with = "show_key")]
+        rotate_key: bool,
         #[command(flatten)]
         global: Flags,
     },

@@ -465,6 +465,19 @@ impl Store {
         Ok((path, bytes))
     }
 
+    /// Replace `name`, a private file next to the profiles' tokens, with
+    /// `content` atomically: a temporary file (0600, fsynced) renamed over it,
+    /// so a reader sees the old content or the new one, never a mix.
+    pub fn replace_private(&self, name: &str, content: &[u8]) -> Result<PathBuf> {
+        let path = self.dir.join(name);
+        self.ensure_dir()?;
+        self.write_temp(&format!(".{name}@tmp-"), content)
+            .and_then(|tmp| tmp.persist(&path).map_err(|e| e.error))
+            .map_err(|e| Error::io("cannot write", &path, e))?;
+        self.sync_dir();
+        Ok(path)
+    }
+
     /// Delete the identity's tokens (also from a file of an earlier version).
     /// Call with the lock held. Returns whether there was a file.
     pub fn delete(&self, _lock: &Lock) -> Result<bool> {

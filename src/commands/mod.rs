@@ -30,6 +30,11 @@ pub fn run(command: Command, flags: Flags) -> Result<()> {
         Command::Logout { no_revoke, .. } => logout::run(&settings()?, !no_revoke),
         Command::Status { json, .. } => status::run(&settings()?, json),
         Command::Exec { command, .. } => exec::run(&settings()?, &command),
-        Command::Serve { port, show_key, .. } => serve::run(&settings()?, port, show_key),
+        Command::Serve {
+            port,
+            show_key,
+            rotate_key,
+            ..
+        } => serve::run(&settings()?, port, show_key, rotate_key),
     }
 }

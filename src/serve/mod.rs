@@ -14,6 +14,10 @@
 //! finish (a refresh being stored is never cut short) and exits 0; a second
 //! Ctrl-C exits at once.
 //!
+//! The key file is looked at (one `stat`) on every request: after
+//! `serve --rotate-key` replaces it, the next request already needs the new
+//! key, without a restart.
+//!
 //! The request log on stderr names method, path and status only: never a
 //! header, a query string, the key or a token.
 
@@ -34,7 +38,6 @@ use crate::http::{self, BindError, Listener};
 use crate::oauth::Http;
 use crate::output::Format;
 use crate::report;
-use crate::secret::ServeKey;
 use crate::store::Store;
 use crate::token::{self, Want};
 use policy::{KEY_HEADER, Refusal, check, path_of};
@@ -64,7 +67,11 @@ pub fn run(settings: &Settings, port: u16) -> Result<()> {
         lock_timeout: settings.lock_timeout.min(BUSY_AFTER),
         ..settings.clone()
     };
-    let ctx = Context { settings, key, port };
+    let ctx = Context {
+        settings,
+        key: Mutex::new(key::Watched::new(key_path, key)),
+        port,
+    };
     let (sender, receiver) = mpsc::channel();
     let receiver = Mutex::new(receiver);
     std::thread::scope(|scope| {
@@ -142,7 +149,8 @@ fn dispatch(listener: Listener, sender: Sender<Request>, stop: &AtomicBool) {
 
 struct Context<'a> {
     settings: &'a Settings,
-    key: ServeKey,
+    /// Re-read when `serve --rotate-key` replaces the file.
+    key: Mutex<key::Watched>,
     port: u16,
 }
 
@@ -166,7 +174,15 @@ fn handle(request: Request, ctx: &Context) {
         .map(|h| (h.field.as_str().to_string(), h.value.as_str().trim().to_string()))
         .collect();
     let method = request.method().as_str().to_string();
-    let reply = match check(&method, request.url(), &headers, &ctx.key, ctx.port) {
+    let checked = {
+        let mut watched = ctx.key.lock().unwrap_or_else(|e| e.into_inner());
+        let (key, note) = watched.current();
+        if let Some(note) = note {
+            log(&note);
+        }
+        check(&method, request.url(), &headers, key, ctx.port)
+    };
+    let reply = match checked {
         Ok(()) => token_reply(ctx.settings),
         Err(refusal) => refused(refusal),
     };
