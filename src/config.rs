@@ -208,6 +208,20 @@ pub fn resolve(args: &Flags) -> Result<Settings> {
     Ok(settings)
 }
 
+/// The profile named by `--profile` or `LIGHTFI_PROFILE`, else `default`,
+/// checked like [`resolve`] checks it, without reading anything else: for
+/// commands that only pass the profile on (`setup`).
+pub fn profile(args: &Flags) -> Result<String> {
+    let env = std::env::var("LIGHTFI_PROFILE").ok().filter(|v| !v.is_empty());
+    let profile = args
+        .profile
+        .clone()
+        .or(env)
+        .unwrap_or_else(|| DEFAULT_PROFILE.to_string());
+    check_profile_name(&profile)?;
+    Ok(profile)
+}
+
 /// Every variable [`resolve`] reads.
 const ENV_VARS: [&str; 10] = [
     "LIGHTFI_PROFILE",

@@ -7,9 +7,10 @@ mod git_credential;
 mod login;
 mod logout;
 mod serve;
+pub mod setup;
 mod status;
 
-use crate::cli::Command;
+use crate::cli::{Command, SetupTool};
 use crate::config::{self, Flags};
 use crate::error::Result;
 
@@ -36,5 +37,12 @@ pub fn run(command: Command, flags: Flags) -> Result<()> {
             rotate_key,
             ..
         } => serve::run(&settings()?, port, show_key, rotate_key),
+        Command::Setup { tool } => match tool {
+            // git and kubectl are given the profile only: they run
+            // lightfi-token later, which resolves the rest itself.
+            SetupTool::Git { args, .. } => setup::git::run(&args, &config::profile(&flags)?),
+            SetupTool::Kubectl { args, .. } => setup::kubectl::run(&args, &config::profile(&flags)?),
+            SetupTool::Postman { args, .. } => setup::postman::run(&settings()?, &args),
+        },
     }
 }

@@ -15,7 +15,7 @@ pub fn run(settings: &Settings, port: u16, show_key: bool, rotate_key: bool) -> 
         report::note(&format!(
             "new serve key written to {}: the old one is refused from now on, also by a `lightfi-token serve` \
              already running; `lightfi-token serve --show-key` prints the new one (put it in Postman's \
-             lightfi_key)",
+             lightfi_key, or run `lightfi-token setup postman` again)",
             path.display()
         ));
         return Ok(());

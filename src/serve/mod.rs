@@ -104,8 +104,8 @@ fn announce(settings: &Settings, port: u16, v6: bool, key_path: &std::path::Path
     log(&format!(
         "serving access tokens for profile `{}` at {urls}\n\
          lightfi-token: send the header {KEY_HEADER} with the key in {} (`lightfi-token serve --show-key` prints it)\n\
-         lightfi-token: Postman/Insomnia: keep the key in an environment variable; integrations/postman/ \
-         has a pre-request script that fetches the token from here\n\
+         lightfi-token: Postman/Insomnia: keep the key in an environment variable; `lightfi-token setup \
+         postman --out DIR` writes a Postman environment and a pre-request script that fetch the token from here\n\
          lightfi-token: Ctrl-C stops the server",
         settings.profile,
         key_path.display(),
