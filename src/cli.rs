@@ -173,6 +173,22 @@ pub enum Command {
         #[command(subcommand)]
         tool: SetupTool,
     },
+
+    /// Check the configuration, the token store, the network and the integrations
+    ///
+    /// Exits 1 when a check fails (0 when everything is ok or only warns).
+    /// Never prints a token or secret.
+    Doctor {
+        /// Print JSON instead of text
+        #[arg(long)]
+        json: bool,
+
+        /// Also try one real refresh with the stored refresh token
+        #[arg(long)]
+        refresh: bool,
+        #[command(flatten)]
+        global: Flags,
+    },
 }
 
 impl Command {
@@ -184,7 +200,8 @@ impl Command {
             | Command::Status { global, .. }
             | Command::GitCredential { global, .. }
             | Command::Exec { global, .. }
-            | Command::Serve { global, .. } => global,
+            | Command::Serve { global, .. }
+            | Command::Doctor { global, .. } => global,
             Command::Setup { tool } => tool.global_mut(),
         }
     }
@@ -357,7 +374,7 @@ mod tests {
     }
 
     #[test]
-    fn setup_and_rotate_key_parse_with_global_options() {
+    fn setup_doctor_and_rotate_key_parse_with_global_options() {
         let parse = |argv: &[&str]| Cli::try_parse_from(argv).unwrap().into_command().unwrap();
         let (command, g) = parse(&["lightfi-token", "setup", "git", "--profile", "x", "--dry-run"]);
         let Command::Setup {
@@ -377,6 +394,15 @@ mod tests {
             Cli::try_parse_from(["lightfi-token", "setup", "postman"]).is_err(),
             "--out is required"
         );
+        let (command, _) = parse(&["lightfi-token", "doctor", "--json", "--refresh"]);
+        assert!(matches!(
+            command,
+            Command::Doctor {
+                json: true,
+                refresh: true,
+                ..
+            }
+        ));
         assert!(Cli::try_parse_from(["lightfi-token", "serve", "--rotate-key", "--show-key"]).is_err());
     }
 

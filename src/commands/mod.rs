@@ -1,6 +1,7 @@
 //! One file per command: each a short script over the engine (`token`) and
 //! the edges it needs. `main` parses the command line and calls [`run`].
 
+mod doctor;
 mod exec;
 mod get;
 mod git_credential;
@@ -44,5 +45,6 @@ pub fn run(command: Command, flags: Flags) -> Result<()> {
             SetupTool::Kubectl { args, .. } => setup::kubectl::run(&args, &config::profile(&flags)?),
             SetupTool::Postman { args, .. } => setup::postman::run(&settings()?, &args),
         },
+        Command::Doctor { json, refresh, .. } => doctor::run(&flags, json, refresh),
     }
 }
