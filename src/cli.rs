@@ -1,6 +1,7 @@
 //! The command line: clap derive types. Doc comments here are the `--help` text.
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -195,6 +196,33 @@ pub enum Command {
         /// Refresh when fewer than this many seconds of validity are left
         #[arg(long, value_name = "SECS", default_value_t = DEFAULT_MIN_VALID)]
         min_valid: u64,
+
+        /// Replace the key with a new random one and exit; a running serve
+        /// refuses the old key from its next request on
+        #[arg(long, conflicts_with = "show_key")]
+        rotate_key: bool,
+        #[command(flatten)]
+        global: Flags,
+    },
+
+    /// Configure git, kubectl or Postman to get their tokens from lightfi-token
+    Setup {
+        #[command(subcommand)]
+        tool: SetupTool,
+    },
+
+    /// Check the configuration, the token store, the network and the integrations
+    ///
+    /// Exits 1 when a check fails (0 when everything is ok or only warns).
+    /// Never prints a token or secret.
+    Doctor {
+        /// Print JSON instead of text
+        #[arg(long)]
+        json: bool,
+
+        /// Also try one real refresh with the stored refresh token
+        #[arg(long)]
+        refresh: bool,
         #[command(flatten)]
         global: Flags,
     },
@@ -229,10 +257,106 @@ impl Command {
             | Command::Status { global, .. }
             | Command::GitCredential { global, .. }
             | Command::Exec { global, .. }
-            | Command::Serve { global, .. } => Some(global),
+            | Command::Serve { global, .. }
+            | Command::Doctor { global, .. } => Some(global),
+            Command::Setup { tool } => Some(tool.global_mut()),
             Command::Completions { .. } | Command::Man => None,
         }
     }
+}
+
+// What `setup` configures: through the tool itself (`git config`, `kubectl
+// config`), or files in a folder given. (A plain comment: clap would show a
+// doc comment instead of `setup`'s own help.)
+#[derive(Debug, Subcommand)]
+#[command(defer = true)]
+pub enum SetupTool {
+    /// Make lightfi-token git's credential helper for one URL (global git config)
+    Git {
+        #[command(flatten)]
+        args: SetupGitArgs,
+        #[command(flatten)]
+        global: Flags,
+    },
+
+    /// Add a kubeconfig user (exec plugin) and context that use lightfi-token
+    Kubectl {
+        #[command(flatten)]
+        args: SetupKubectlArgs,
+        #[command(flatten)]
+        global: Flags,
+    },
+
+    /// Write a Postman environment (serve's URL and key) and the pre-request script
+    Postman {
+        #[command(flatten)]
+        args: SetupPostmanArgs,
+        #[command(flatten)]
+        global: Flags,
+    },
+}
+
+impl SetupTool {
+    fn global_mut(&mut self) -> &mut Flags {
+        match self {
+            SetupTool::Git { global, .. } | SetupTool::Kubectl { global, .. } | SetupTool::Postman { global, .. } => {
+                global
+            }
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct SetupGitArgs {
+    /// The git server's URL: git gives the helper's token to this scheme, host and port only
+    #[arg(long, value_name = "URL", default_value = crate::commands::setup::git::DEFAULT_HOST)]
+    pub host: String,
+
+    /// Print the git commands instead of running them
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Remove lightfi-token's entries for this URL instead
+    #[arg(long)]
+    pub remove: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SetupKubectlArgs {
+    /// The API server's https URL (needed when the cluster is not in the kubeconfig yet)
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+
+    /// The kubeconfig cluster entry to use (created when missing; an existing one is left as it is)
+    #[arg(long, value_name = "NAME")]
+    pub cluster: String,
+
+    /// The context to add [default: USER@CLUSTER]
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+
+    /// The kubeconfig user to add [default: lightfi, or lightfi-PROFILE]
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+
+    /// Print the kubectl commands instead of running them
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Remove lightfi-token's user and context instead (never the cluster)
+    #[arg(long)]
+    pub remove: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SetupPostmanArgs {
+    /// Folder to write the files to import into Postman (created when missing)
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+
+    /// The port `lightfi-token serve` listens on
+    #[arg(long, default_value_t = 8787)]
+    pub port: u16,
 }
 
 #[derive(Debug, Args)]
@@ -319,6 +443,39 @@ mod tests {
             .unwrap()
             .into_command();
         assert_eq!(misplaced.unwrap_err().kind(), clap::error::ErrorKind::ArgumentConflict);
+    }
+
+    #[test]
+    fn setup_doctor_and_rotate_key_parse_with_global_options() {
+        let parse = |argv: &[&str]| Cli::try_parse_from(argv).unwrap().into_command().unwrap();
+        let (command, g) = parse(&["lightfi-token", "setup", "git", "--profile", "x", "--dry-run"]);
+        let Command::Setup {
+            tool: SetupTool::Git { args, .. },
+        } = command
+        else {
+            panic!("not setup git: {command:?}")
+        };
+        assert!(args.dry_run && !args.remove);
+        assert_eq!(args.host, crate::commands::setup::git::DEFAULT_HOST);
+        assert_eq!(g.profile.as_deref(), Some("x"));
+        let (command, _) = parse(&["lightfi-token", "setup", "kubectl", "--cluster", "c", "--remove"]);
+        assert!(
+            matches!(command, Command::Setup { tool: SetupTool::Kubectl { args, .. } } if args.remove && args.server.is_none())
+        );
+        assert!(
+            Cli::try_parse_from(["lightfi-token", "setup", "postman"]).is_err(),
+            "--out is required"
+        );
+        let (command, _) = parse(&["lightfi-token", "doctor", "--json", "--refresh"]);
+        assert!(matches!(
+            command,
+            Command::Doctor {
+                json: true,
+                refresh: true,
+                ..
+            }
+        ));
+        assert!(Cli::try_parse_from(["lightfi-token", "serve", "--rotate-key", "--show-key"]).is_err());
     }
 
     #[test]

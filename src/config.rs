@@ -245,6 +245,16 @@ pub fn level(args: &Flags) -> crate::report::Level {
 
 /// Resolve settings from the command line, the process environment and the config file.
 pub fn resolve(args: &Flags) -> Result<Settings> {
+    let (settings, warnings) = resolve_quietly(args)?;
+    for warning in &warnings {
+        crate::report::warn(warning);
+    }
+    Ok(settings)
+}
+
+/// As [`resolve`], returning the warnings instead of printing them (`doctor`
+/// reports them as its own findings).
+pub fn resolve_quietly(args: &Flags) -> Result<(Settings, Vec<String>)> {
     // A variable that is set but not UTF-8 must not silently fall back to the
     // default: an unreadable LIGHTFI_TOKEN_HOME would mean the real store.
     for name in ENV_VARS {
@@ -255,11 +265,21 @@ pub fn resolve(args: &Flags) -> Result<Settings> {
             ));
         }
     }
-    let (settings, warnings) = resolve_with(args, |name| std::env::var(name).ok())?;
-    for warning in &warnings {
-        crate::report::warn(warning);
-    }
-    Ok(settings)
+    resolve_with(args, |name| std::env::var(name).ok())
+}
+
+/// The profile named by `--profile` or `LIGHTFI_PROFILE`, else `default`,
+/// checked like [`resolve`] checks it, without reading anything else: for
+/// commands that only pass the profile on (`setup`).
+pub fn profile(args: &Flags) -> Result<String> {
+    let env = std::env::var("LIGHTFI_PROFILE").ok().filter(|v| !v.is_empty());
+    let profile = args
+        .profile
+        .clone()
+        .or(env)
+        .unwrap_or_else(|| DEFAULT_PROFILE.to_string());
+    check_profile_name(&profile)?;
+    Ok(profile)
 }
 
 /// Every variable [`resolve`] reads.

@@ -43,6 +43,8 @@ pub enum Error {
     LockTimeout { path: PathBuf, waited: std::time::Duration },
     /// Exit 1: a local failure we did not expect (I/O on the store, spawning a program…).
     Unexpected { msg: String },
+    /// Exit 1: `doctor` found problems; each is on stdout with its fix.
+    ChecksFailed { msg: String, hint: String },
     /// Exit 127 (not found) or 126 (found but not runnable), as shells and
     /// env(1) report it: `exec` could not start the command it was given.
     CannotRun { msg: String, hint: String, code: u8 },
@@ -75,7 +77,7 @@ impl Error {
 
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Unexpected { .. } => 1,
+            Error::Unexpected { .. } | Error::ChecksFailed { .. } => 1,
             Error::Usage { .. } => 2,
             Error::LoginRequired { .. } | Error::RefreshRejected(_) | Error::LoginFailed { .. } => 3,
             Error::Config { .. } | Error::ClientRejected(_) => 4,
@@ -90,6 +92,7 @@ impl Error {
             Error::Usage { hint, .. }
             | Error::LoginFailed { hint, .. }
             | Error::Config { hint, .. }
+            | Error::ChecksFailed { hint, .. }
             | Error::CannotRun { hint, .. } => hint.clone(),
             Error::LoginRequired { .. } | Error::RefreshRejected(_) => "run `lightfi-token login`".into(),
             Error::ClientRejected(_) => {
@@ -121,6 +124,7 @@ impl fmt::Display for Error {
             | Error::Config { msg, .. }
             | Error::ServerUnavailable { msg }
             | Error::Unexpected { msg }
+            | Error::ChecksFailed { msg, .. }
             | Error::CannotRun { msg, .. } => f.write_str(msg),
             Error::RefreshRejected(e) => write!(f, "the server rejected the stored refresh token: {e}"),
             Error::ClientRejected(e) => write!(f, "the server rejected the client: {e}"),

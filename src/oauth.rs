@@ -119,6 +119,8 @@ pub struct Answer {
 pub struct Probe {
     pub status: u16,
     pub location: Option<String>,
+    /// The server's clock, from its `Date` header (`doctor` compares it with ours).
+    pub date: Option<time::OffsetDateTime>,
 }
 
 /// The step that puts a request on the wire. The program uses [`Http`];
@@ -228,11 +230,13 @@ impl Http {
     }
 
     fn probe_once(&self, url: &str) -> Result<Probe, String> {
+        // The error's own text would repeat the URL with its query (state,
+        // PKCE challenge): named once here, without it.
         let response = self.client()?.get(url).send().map_err(|e| {
             format!(
                 "cannot reach {}: {}",
                 url.split('?').next().unwrap_or(url),
-                describe(&e)
+                describe(&e.without_url())
             )
         })?;
         let location = response
@@ -240,9 +244,15 @@ impl Http {
             .get(reqwest::header::LOCATION)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
+        let date = response
+            .headers()
+            .get(reqwest::header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(http_date);
         Ok(Probe {
             status: response.status().as_u16(),
             location,
+            date,
         })
     }
 }
@@ -408,6 +418,17 @@ fn retry_after(response: &reqwest::blocking::Response) -> Option<Duration> {
     Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER))
 }
 
+/// An HTTP date in the one form servers must send (RFC 9110 §5.6.7,
+/// IMF-fixdate: `Sun, 06 Nov 1994 08:49:37 GMT`); None for anything else.
+pub fn http_date(value: &str) -> Option<time::OffsetDateTime> {
+    let format = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    time::PrimitiveDateTime::parse(value.trim(), format)
+        .ok()
+        .map(time::PrimitiveDateTime::assume_utc)
+}
+
 /// A transport error in words, with its causes (never a body: there is none).
 fn describe(e: &reqwest::Error) -> String {
     if e.is_timeout() {
@@ -425,7 +446,7 @@ fn describe(e: &reqwest::Error) -> String {
 /// An RFC 6749 §5.2 error body, if that is what `body` is.
 /// The server's words are data: control characters go (they could drive
 /// the terminal) and so does what is past a sensible length.
-fn oauth_error(body: &[u8]) -> Option<OAuthError> {
+pub fn oauth_error(body: &[u8]) -> Option<OAuthError> {
     let value: Value = serde_json::from_slice(body).ok()?;
     let text = |s: &str| {
         crate::report::sanitize(s)
@@ -576,6 +597,14 @@ mod tests {
         assert_eq!(parse("1e300"), Ok(MAX_EXPIRES_IN));
         assert!(parse("0.5").is_err());
         assert!(parse("-5").is_err());
+    }
+
+    #[test]
+    fn http_dates_are_read_in_imf_fixdate_only() {
+        let t = http_date("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
+        assert_eq!(t.unix_timestamp(), 784_111_777);
+        assert!(http_date("Sunday, 06-Nov-94 08:49:37 GMT").is_none());
+        assert!(http_date("yesterday").is_none());
     }
 
     #[test]

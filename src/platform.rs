@@ -92,6 +92,46 @@ fn check_owner(meta: &std::fs::Metadata, what: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether the current user owns the file `meta` describes (on Unix; elsewhere, yes).
+pub fn is_mine(meta: &std::fs::Metadata) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        // SAFETY: geteuid cannot fail and touches no memory.
+        meta.uid() == unsafe { libc::geteuid() }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        true
+    }
+}
+
+/// The process holding a `flock` on `path`, as `(pid, name)`, when
+/// `/proc/locks` tells it (Linux).
+pub fn lock_holder(path: &Path) -> Option<(u32, String)> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let inode = std::fs::metadata(path).ok()?.ino();
+        let locks = std::fs::read_to_string("/proc/locks").ok()?;
+        // `1: FLOCK  ADVISORY  WRITE 4242 fd:01:1234567 0 EOF`: pid, then major:minor:inode.
+        let pid = locks.lines().find_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (kind, pid, id) = (*fields.get(1)?, *fields.get(4)?, *fields.get(5)?);
+            (kind == "FLOCK" && id.rsplit(':').next()?.parse::<u64>().ok()? == inode)
+                .then(|| pid.parse::<u32>().ok())?
+        })?;
+        let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        Some((pid, crate::report::sanitize(name.trim())))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = path;
+        None
+    }
+}
+
 /// The process listening on TCP `port` on this host, as `(pid, name)`, when
 /// `/proc` tells it (Linux, and only for processes we may look into).
 pub fn port_owner(port: u16) -> Option<(u32, String)> {

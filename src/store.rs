@@ -524,6 +524,42 @@ impl Store {
         Ok((path, bytes))
     }
 
+    /// Replace `name`, a private file next to the profiles' tokens, with
+    /// `content` atomically: a temporary file (0600, fsynced) renamed over it,
+    /// so a reader sees the old content or the new one, never a mix.
+    pub fn replace_private(&self, name: &str, content: &[u8]) -> Result<PathBuf> {
+        let path = self.dir.join(name);
+        self.ensure_dir()?;
+        self.write_temp(&format!(".{name}@tmp-"), content)
+            .and_then(|tmp| tmp.persist(&path).map_err(|e| e.error))
+            .map_err(|e| Error::io("cannot write", &path, e))?;
+        self.sync_dir();
+        Ok(path)
+    }
+
+    /// The store folder, `<home>/tokens`.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The profile's lock file.
+    pub fn lock_path(&self) -> &Path {
+        &self.lock_path
+    }
+
+    /// Whether another process holds the profile's lock now, asked without
+    /// waiting and without creating anything: None when there is no lock file.
+    pub fn lock_is_held(&self) -> io::Result<Option<bool>> {
+        let file = match File::open(&self.lock_path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let free = fs4::fs_std::FileExt::try_lock_exclusive(&file)?;
+        // Dropping the file releases the lock we may have just taken.
+        Ok(Some(!free))
+    }
+
     /// Delete the identity's tokens (also from a file of an earlier version).
     /// Call with the lock held. Returns whether there was a file.
     pub fn delete(&self, _lock: &Lock) -> Result<bool> {

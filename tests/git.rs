@@ -175,12 +175,8 @@ impl<'a> Git<'a> {
 
     fn cmd(&self, args: &[&str]) -> Command {
         let mut cmd = self.t.tool("git");
-        let path = std::env::join_paths(
-            std::iter::once(self.bin.clone()).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
-        )
-        .unwrap();
         cmd.args(args)
-            .env("PATH", path)
+            .env("PATH", self.path())
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .env("GIT_TERMINAL_PROMPT", "0")
             .env("GIT_AUTHOR_NAME", "Test")
@@ -189,6 +185,24 @@ impl<'a> Git<'a> {
             .env("GIT_COMMITTER_EMAIL", "test@example.invalid")
             .current_dir(self.t.home());
         cmd
+    }
+
+    /// PATH with the folder holding `lightfi-token` first.
+    fn path(&self) -> std::ffi::OsString {
+        std::env::join_paths(
+            std::iter::once(self.bin.clone()).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
+        )
+        .unwrap()
+    }
+
+    /// `lightfi-token ARGS` as git would find it, with git's environment.
+    fn lightfi(&self, args: &[&str]) -> Output {
+        let mut cmd = self.t.cmd(args);
+        cmd.env("PATH", self.path()).env("GIT_CONFIG_NOSYSTEM", "1");
+        let out = cmd.output().expect("run lightfi-token");
+        self.t.assert_no_leak(&out.stdout);
+        self.t.assert_no_leak(&out.stderr);
+        out
     }
 
     fn run(&self, args: &[&str]) -> Output {
@@ -563,4 +577,172 @@ fn git_fails_cleanly_when_not_logged_in() {
     assert!(err.contains("lightfi-token: error: not logged in"), "{err}");
     assert!(err.contains("hint: run `lightfi-token login`"), "{err}");
     assert!(server.seen().is_empty(), "no credential was sent");
+}
+
+// ---------------------------------------------------------------------------
+// `lightfi-token setup git`, with the real git.
+
+/// The global config as git lists it: every `name=value`, in order.
+fn global_config(git: &Git) -> String {
+    stdout(&git.ok(&["config", "--global", "--list"]))
+}
+
+/// The helper values of `url`'s section, in order.
+fn helpers_of(git: &Git, url: &str) -> Vec<String> {
+    let out = git.run(&["config", "--global", "--get-all", &format!("credential.{url}.helper")]);
+    stdout(&out).lines().map(str::to_string).collect()
+}
+
+#[test]
+fn setup_git_writes_the_snippet_that_git_then_uses_and_remove_restores_the_config() {
+    let t = TestEnv::new();
+    t.seed(Some("refresh-0"), None);
+    // What was there before: a `store` helper for every host, and a user.
+    let git = Git::new(&t, "[credential]\n\thelper = store\n[user]\n\tname = Someone\n");
+    let server = GitServer::start(&git);
+    server.accept(&jwt_like(1));
+    let before = global_config(&git);
+
+    // --dry-run prints the exact commands and changes nothing.
+    let key = format!("credential.{}.helper", server.url);
+    let out = git.lightfi(&["setup", "git", "--host", &server.url, "--dry-run"]);
+    assert_exit(&out, 0);
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "git config --global --add {key} ''\ngit config --global --add {key} '!lightfi-token git-credential'\n"
+        )
+    );
+    assert_eq!(global_config(&git), before);
+
+    // Twice: one reset and one helper, after the `store` line.
+    for run in 0..2 {
+        let out = git.lightfi(&["setup", "git", "--host", &format!("{}/", server.url)]);
+        assert_exit(&out, 0);
+        assert_eq!(stdout(&out), "", "messages go to stderr");
+        let said = if run == 0 {
+            "git now gets the credentials"
+        } else {
+            "nothing to change"
+        };
+        assert!(stderr(&out).contains(said), "run {run}: {}", stderr(&out));
+        assert!(!stderr(&out).contains("not on PATH"), "{}", stderr(&out));
+    }
+    assert_eq!(helpers_of(&git, &server.url), ["", "!lightfi-token git-credential"]);
+    let out = git.lightfi(&["setup", "git", "--host", &server.url, "--dry-run"]);
+    assert_eq!(stdout(&out), "", "nothing left to do");
+
+    // git now sends the token, as a Bearer credential, and `store` never sees it.
+    round_trip(&git, &server, "after-setup");
+    assert!(!t.home().join(".git-credentials").exists());
+    assert!(
+        server.seen().iter().all(|a| *a == Auth::Bearer(jwt_like(1))),
+        "{:?}",
+        server.seen()
+    );
+
+    // --remove: the config is as it was; a second --remove finds nothing.
+    let out = git.lightfi(&["setup", "git", "--host", &server.url, "--remove"]);
+    assert_exit(&out, 0);
+    assert_eq!(global_config(&git), before);
+    let out = git.lightfi(&["setup", "git", "--host", &server.url, "--remove"]);
+    assert_exit(&out, 0);
+    assert!(stderr(&out).contains("nothing to remove"), "{}", stderr(&out));
+    assert_eq!(global_config(&git), before);
+}
+
+#[test]
+fn setup_git_keeps_other_helpers_of_the_section_and_follows_the_profile() {
+    let t = TestEnv::new();
+    let url = "https://git.lightfi.example";
+    let git = Git::new(
+        &t,
+        &format!("[credential \"{url}\"]\n\thelper =\n\thelper = cache\n\tuseHttpPath = true\n"),
+    );
+    let before = global_config(&git);
+    assert_exit(&git.lightfi(&["setup", "git", "--host", url]), 0);
+    assert_eq!(
+        helpers_of(&git, url),
+        ["", "cache", "", "!lightfi-token git-credential"]
+    );
+    // Another profile replaces ours, and says so in the helper.
+    assert_exit(
+        &git.lightfi(&["--profile", "staging", "setup", "git", "--host", url]),
+        0,
+    );
+    assert_eq!(
+        helpers_of(&git, url),
+        ["", "cache", "", "!lightfi-token --profile staging git-credential"]
+    );
+    // The reset that was there before stays, and so does `cache`.
+    assert_exit(&git.lightfi(&["setup", "git", "--host", url, "--remove"]), 0);
+    assert_eq!(helpers_of(&git, url), ["", "cache"]);
+    assert_eq!(
+        global_config(&git)
+            .lines()
+            .filter(|l| !l.contains(".helper="))
+            .collect::<Vec<_>>(),
+        before.lines().filter(|l| !l.contains(".helper=")).collect::<Vec<_>>()
+    );
+    // The default host, and a URL the helper would refuse.
+    assert_exit(&git.lightfi(&["setup", "git"]), 0);
+    assert_eq!(
+        helpers_of(&git, "https://api.lightfi.example"),
+        ["", "!lightfi-token git-credential"]
+    );
+    let out = git.lightfi(&["setup", "git", "--host", "http://git.lightfi.example"]);
+    assert_exit(&out, 2);
+    assert!(stderr(&out).contains("https"), "{}", stderr(&out));
+}
+
+#[test]
+fn setup_git_starts_git_without_the_secrets_in_its_environment() {
+    let t = TestEnv::new();
+    // A `git` first on PATH that writes down the environment it was given.
+    let fake = t.home().join("fake-bin");
+    let dumps = t.home().join("dumps");
+    std::fs::create_dir_all(&fake).unwrap();
+    std::fs::create_dir_all(&dumps).unwrap();
+    let script = fake.join("git");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nenv > '{}'/env.$$\ncase \"$*\" in *--get-all*) exit 1;; esac\nexit 0\n",
+            dumps.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = std::env::join_paths(
+        std::iter::once(fake.clone()).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
+    )
+    .unwrap();
+    t.forbid("legacy-secret-value");
+    t.forbid("ci-refresh-token-value");
+    let mut cmd = t.cmd(&["setup", "git"]);
+    cmd.env("PATH", path)
+        .env("CLIENT_SECRET", "legacy-secret-value")
+        .env("LIGHTFI_REFRESH_TOKEN", "ci-refresh-token-value");
+    let out = t.run_cmd(cmd);
+    assert_exit(&out, 0);
+    let envs: Vec<String> = std::fs::read_dir(&dumps)
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    assert!(
+        envs.len() >= 3,
+        "git was run for the reads and the changes: {}",
+        envs.len()
+    );
+    for env in &envs {
+        assert!(
+            env.contains("LIGHTFI_CLIENT_ID="),
+            "the environment was passed on:\n{env}"
+        );
+        for name in ["CLIENT_SECRET=", "LIGHTFI_CLIENT_SECRET=", "LIGHTFI_REFRESH_TOKEN="] {
+            assert!(!env.lines().any(|l| l.starts_with(name)), "{name} reached git:\n{env}");
+        }
+        t.assert_no_leak(env.as_bytes());
+    }
 }

@@ -527,3 +527,44 @@ fn a_request_never_waits_long_behind_another_process() {
     drop(held);
     assert_eq!(get_token(&serve, &key).status, 200);
 }
+
+#[test]
+fn rotate_key_locks_the_old_key_out_of_a_running_server_at_once() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = TestEnv::new();
+    t.seed(Some("refresh-0"), Some(("seeded-tok", 60, 3600)));
+    let old = show_key(&t);
+    let serve = Serve::start(&t);
+    assert_eq!(get_token(&serve, &old).status, 200);
+
+    let out = t.run(&["serve", "--rotate-key"]);
+    assert_exit(&out, 0);
+    assert_eq!(stdout(&out), "", "the new key is printed only by --show-key");
+    let err = stderr(&out);
+    assert!(err.contains("serve.key") && err.contains("--show-key"), "{err}");
+    let new = show_key(&t);
+    assert_ne!(new, old);
+    assert_eq!(new.len(), 43);
+    let file = t.home().join("tokens").join("serve.key");
+    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    t.assert_no_leak(err.as_bytes());
+
+    // The running server: the old key is refused from the next request on.
+    let refused = get_token(&serve, &old);
+    assert_eq!(refused.status, 401, "{refused:?}");
+    assert_eq!(refused.json()["error"], "invalid_key");
+    assert_eq!(get_token(&serve, &new).status, 200);
+    let log = serve.stderr();
+    assert!(log.contains("changed"), "the log says the key changed:\n{log}");
+    assert!(!log.contains(&old) && !log.contains(&new), "{log}");
+
+    // A key file that goes missing refuses every key until a new one is written.
+    std::fs::remove_file(&file).unwrap();
+    assert_eq!(get_token(&serve, &new).status, 401);
+    assert_exit(&t.run(&["serve", "--rotate-key"]), 0);
+    assert_eq!(get_token(&serve, &show_key(&t)).status, 200);
+    assert!(
+        !t.run(&["serve", "--rotate-key", "--show-key"]).status.success(),
+        "one or the other"
+    );
+}

@@ -2,6 +2,7 @@
 //! the edges it needs. `main` parses the command line and calls [`run`].
 
 mod completions;
+mod doctor;
 mod exec;
 mod get;
 mod git_credential;
@@ -9,9 +10,10 @@ mod login;
 mod logout;
 mod man;
 mod serve;
+pub mod setup;
 mod status;
 
-use crate::cli::Command;
+use crate::cli::{Command, SetupTool};
 use crate::config::{self, Flags};
 use crate::error::Result;
 
@@ -43,10 +45,19 @@ pub fn run(command: Command, flags: Flags) -> Result<()> {
         Command::Serve {
             port,
             show_key,
+            rotate_key,
             min_valid,
             ..
-        } => serve::run(&settings()?, port, show_key, min_valid),
+        } => serve::run(&settings()?, port, show_key, rotate_key, min_valid),
         Command::Completions { shell } => completions::run(shell),
         Command::Man => man::run(),
+        Command::Setup { tool } => match tool {
+            // git and kubectl are given the profile only: they run
+            // lightfi-token later, which resolves the rest itself.
+            SetupTool::Git { args, .. } => setup::git::run(&args, &config::profile(&flags)?),
+            SetupTool::Kubectl { args, .. } => setup::kubectl::run(&args, &config::profile(&flags)?),
+            SetupTool::Postman { args, .. } => setup::postman::run(&settings()?, &args),
+        },
+        Command::Doctor { json, refresh, .. } => doctor::run(&flags, json, refresh),
     }
 }

@@ -124,10 +124,42 @@ pub fn run(
 /// the command waits. A healthy server answers with its login page, or a
 /// redirect to it.
 fn preflight(transport: &dyn Transport, url: &Url, settings: &Settings) -> Result<()> {
-    let base = &settings.client.endpoints.base;
     let probe = transport.probe(url.as_str()).map_err(|why| Error::ServerUnavailable {
         msg: format!("cannot start the login: {why}"),
     })?;
+    judge_authorize(&probe, url, settings)
+}
+
+/// The authorize address as a login would ask for it (throwaway PKCE and
+/// `state`), and how the server answered: for `doctor`. The probe is None
+/// when the server could not be reached (the error says why).
+pub fn check_authorize(settings: &Settings, transport: &dyn Transport) -> (Option<oauth::Probe>, Result<()>) {
+    let url = match Pkce::new().and_then(|pkce| authorize_url(settings, &pkce, &random_urlsafe(32)?)) {
+        Ok(url) => url,
+        Err(e) => return (None, Err(e)),
+    };
+    match transport.probe(url.as_str()) {
+        Ok(probe) => {
+            let verdict = judge_authorize(&probe, &url, settings);
+            (Some(probe), verdict)
+        }
+        Err(why) => (None, Err(Error::unavailable(why))),
+    }
+}
+
+/// Whether the callback port can be bound now, as a login binds it (on
+/// 127.0.0.1 and ::1); the error names the program holding it when the
+/// system tells it. For `doctor`: the port is released at once.
+pub fn check_callback_port(settings: &Settings) -> Result<()> {
+    let redirect = Redirect::parse(&settings.redirect_uri, false)?;
+    let (events, _inbox) = std::sync::mpsc::channel();
+    redirect.listen(&events)?.stop();
+    Ok(())
+}
+
+/// What the authorize address's answer says about the settings.
+fn judge_authorize(probe: &oauth::Probe, url: &Url, settings: &Settings) -> Result<()> {
+    let base = &settings.client.endpoints.base;
     let wrong_url = || {
         Error::config(
             format!(

@@ -14,6 +14,10 @@
 //! finish (a refresh being stored is never cut short) and exits 0; a second
 //! Ctrl-C exits at once.
 //!
+//! The key file is looked at (one `stat`) on every request: after
+//! `serve --rotate-key` replaces it, the next request already needs the new
+//! key, without a restart.
+//!
 //! The request log on stderr names method, path and status only: never a
 //! header, a query string, the key or a token.
 
@@ -34,7 +38,6 @@ use crate::http::{self, BindError, Listener};
 use crate::oauth::Http;
 use crate::output::Format;
 use crate::report;
-use crate::secret::ServeKey;
 use crate::store::Store;
 use crate::token::{self, Want};
 use policy::{KEY_HEADER, Refusal, check, path_of};
@@ -66,7 +69,7 @@ pub fn run(settings: &Settings, port: u16, min_valid: u64) -> Result<()> {
     };
     let ctx = Context {
         settings,
-        key,
+        key: Mutex::new(key::Watched::new(key_path, key)),
         port,
         min_valid,
     };
@@ -102,8 +105,8 @@ fn announce(settings: &Settings, port: u16, v6: bool, key_path: &std::path::Path
     log(&format!(
         "serving access tokens for profile `{}` at {urls}\n\
          lightfi-token: send the header {KEY_HEADER} with the key in {} (`lightfi-token serve --show-key` prints it)\n\
-         lightfi-token: Postman/Insomnia: keep the key in an environment variable; integrations/postman/ \
-         has a pre-request script that fetches the token from here\n\
+         lightfi-token: Postman/Insomnia: keep the key in an environment variable; `lightfi-token setup \
+         postman --out DIR` writes a Postman environment and a pre-request script that fetch the token from here\n\
          lightfi-token: Ctrl-C stops the server",
         settings.profile,
         key_path.display(),
@@ -147,7 +150,8 @@ fn dispatch(listener: Listener, sender: Sender<Request>, stop: &AtomicBool) {
 
 struct Context<'a> {
     settings: &'a Settings,
-    key: ServeKey,
+    /// Re-read when `serve --rotate-key` replaces the file.
+    key: Mutex<key::Watched>,
     port: u16,
     min_valid: u64,
 }
@@ -172,11 +176,16 @@ fn handle(request: Request, ctx: &Context) {
         .map(|h| (h.field.as_str().to_string(), h.value.as_str().trim().to_string()))
         .collect();
     let method = request.method().as_str().to_string();
-    let reply = match check(&method, request.url(), &headers, &ctx.key, ctx.port) {
-        Ok(()) => match policy::requested_kind(request.url(), ctx.settings.token_kind) {
-            Ok(kind) => token_reply(ctx.settings, kind, ctx.min_valid),
-            Err(refusal) => refused(refusal),
-        },
+    let checked = {
+        let mut watched = ctx.key.lock().unwrap_or_else(|e| e.into_inner());
+        let (key, note) = watched.current();
+        if let Some(note) = note {
+            log(&note);
+        }
+        check(&method, request.url(), &headers, key, ctx.port)
+    };
+    let reply = match checked.and_then(|()| policy::requested_kind(request.url(), ctx.settings.token_kind)) {
+        Ok(kind) => token_reply(ctx.settings, kind, ctx.min_valid),
         Err(refusal) => refused(refusal),
     };
     let path = if path_of(request.url()) == "/token" {

@@ -23,7 +23,14 @@ pub struct Refusal {
 
 /// Decide whether to answer, in this order: wrong `Host` or an `Origin`
 /// (403), another path (404), another method (405), missing or wrong key (401).
-pub fn check(method: &str, url: &str, headers: &[(String, String)], key: &ServeKey, port: u16) -> Result<(), Refusal> {
+/// Without a `key` (its file is missing or broken) every key is wrong.
+pub fn check(
+    method: &str,
+    url: &str,
+    headers: &[(String, String)],
+    key: Option<&ServeKey>,
+    port: u16,
+) -> Result<(), Refusal> {
     let values = |name: &'static str| {
         headers
             .iter()
@@ -60,7 +67,7 @@ pub fn check(method: &str, url: &str, headers: &[(String, String)], key: &ServeK
         });
     }
     let keys: Vec<&str> = values(KEY_HEADER).collect();
-    let key_ok = matches!(keys[..], [given] if ServeKey::new(given) == *key);
+    let key_ok = matches!((&keys[..], key), ([given], Some(key)) if ServeKey::new(*given) == *key);
     if !key_ok {
         return Err(Refusal {
             status: 401,
@@ -121,7 +128,7 @@ mod tests {
 
     fn request(method: &str, url: &str, headers: &[(&str, &str)]) -> Result<(), Refusal> {
         let headers: Vec<(String, String)> = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        check(method, url, &headers, &ServeKey::new("k".repeat(43)), PORT)
+        check(method, url, &headers, Some(&ServeKey::new("k".repeat(43))), PORT)
     }
 
     fn status(result: Result<(), Refusal>) -> u16 {
@@ -198,6 +205,15 @@ mod tests {
                 .status,
             400
         );
+    }
+
+    #[test]
+    fn without_a_key_every_key_is_wrong() {
+        let headers = vec![
+            ("Host".to_string(), "127.0.0.1:8787".to_string()),
+            (KEY_HEADER.to_string(), "k".repeat(43)),
+        ];
+        assert_eq!(status(check("GET", "/token", &headers, None, PORT)), 401);
     }
 
     #[test]

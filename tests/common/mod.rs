@@ -95,6 +95,8 @@ struct Shared {
     issued: AtomicUsize,
     /// Every token this server handed out, for leak checks.
     secrets: Mutex<Vec<String>>,
+    /// The `Date` the authorize endpoint sends, when a test sets one.
+    authorize_date: Mutex<Option<String>>,
 }
 
 pub struct FakeServer {
@@ -115,6 +117,7 @@ impl FakeServer {
             fallback: Mutex::new(Reply::fresh()),
             issued: AtomicUsize::new(0),
             secrets: Mutex::new(vec![]),
+            authorize_date: Mutex::new(None),
         });
         let (srv, sh) = (server.clone(), shared.clone());
         let thread = std::thread::spawn(move || {
@@ -163,6 +166,11 @@ impl FakeServer {
     pub fn issued_secrets(&self) -> Vec<String> {
         self.shared.secrets.lock().unwrap().clone()
     }
+
+    /// Make the authorize endpoint send this `Date` header (a server whose clock is off).
+    pub fn authorize_date(&self, date: &str) {
+        *self.shared.authorize_date.lock().unwrap() = Some(date.to_string());
+    }
 }
 
 impl Drop for FakeServer {
@@ -180,7 +188,11 @@ fn handle(mut request: tiny_http::Request, shared: &Shared) {
     // token request, so neither recorded nor scripted.
     if request.method() == &tiny_http::Method::Get && request.url().starts_with("/oauth2/authorize") {
         let login_page = tiny_http::Header::from_bytes(&b"Location"[..], &b"/login?from=authorize"[..]).unwrap();
-        let _ = request.respond(tiny_http::Response::empty(302).with_header(login_page));
+        let mut response = tiny_http::Response::empty(302).with_header(login_page);
+        if let Some(date) = shared.authorize_date.lock().unwrap().clone() {
+            response.add_header(tiny_http::Header::from_bytes(&b"Date"[..], date.as_bytes()).unwrap());
+        }
+        let _ = request.respond(response);
         return;
     }
     let mut body = String::new();

@@ -2,7 +2,7 @@
 //! collection and its pre-request script against `lightfi-token serve`, and
 //! the request reaches the API stub with the right token.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::common::*;
 use crate::support::*;
@@ -30,9 +30,18 @@ fn environment(t: &TestEnv, serve_url: &str, key: &str) -> PathBuf {
 }
 
 fn newman(t: &TestEnv, environment: &PathBuf, api: &ApiStub) -> std::process::Output {
+    newman_with(
+        t,
+        &snippet_path("postman/lightfi.postman_collection.json"),
+        environment,
+        api,
+    )
+}
+
+fn newman_with(t: &TestEnv, collection: &Path, environment: &PathBuf, api: &ApiStub) -> std::process::Output {
     let mut cmd = tool(t, node_tool("newman"), &[]);
     cmd.arg("run")
-        .arg(snippet_path("postman/lightfi.postman_collection.json"))
+        .arg(collection)
         .arg("--environment")
         .arg(environment)
         .args(["--env-var", &format!("base_url={}", api.url)])
@@ -122,4 +131,78 @@ fn newman_without_serve_says_to_start_it() {
     assert!(text.contains("cannot reach"), "{text}");
     assert!(text.contains("start `lightfi-token serve`"), "{text}");
     assert_eq!(api.seen().len(), 0, "the request was not sent without a token");
+}
+
+#[test]
+fn setup_postman_writes_files_newman_uses_and_a_rotated_key_locks_them_out() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = TestEnv::new();
+    t.seed(Some("refresh-0"), Some((TOKEN, 60, 3600)));
+    let serve = Serve::start(&t);
+    t.forbid(&serve.key);
+    let api = ApiStub::start(&[TOKEN]);
+    let port = serve.url.rsplit(':').next().unwrap().to_string();
+    let out_dir = t.home().join("postman");
+    let setup = || {
+        let out = t.run(&["setup", "postman", "--out", out_dir.to_str().unwrap(), "--port", &port]);
+        assert_exit(&out, 0);
+        assert_eq!(stdout(&out), "", "messages go to stderr");
+        let err = stderr(&out);
+        assert!(err.contains("sync") && err.contains("serve --rotate-key"), "{err}");
+        t.assert_no_leak(err.as_bytes());
+    };
+    setup();
+
+    let env_file = out_dir.join("lightfi.postman_environment.json");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&env_file), 0o600, "it holds the key");
+    let env: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&env_file).unwrap()).unwrap();
+    let value = |name: &str| {
+        env["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["key"] == name)
+            .unwrap()["value"]
+            .clone()
+    };
+    assert_eq!(value("lightfi_token_url"), format!("{}/token", serve.url).as_str());
+    assert_eq!(value("lightfi_key"), serve.key.as_str());
+    assert_eq!(
+        std::fs::read_to_string(out_dir.join("pre-request.js")).unwrap(),
+        snippet("postman/pre-request.js")
+    );
+    let collection = out_dir.join("lightfi.postman_collection.json");
+    assert_eq!(
+        std::fs::read_to_string(&collection).unwrap(),
+        snippet("postman/lightfi.postman_collection.json")
+    );
+
+    // The files as written, run against the real serve: the API gets the token.
+    let out = newman_with(&t, &collection, &env_file, &api);
+    assert_exit(&out, 0);
+    assert_eq!(api.authorizations(), vec![Some(format!("Bearer {TOKEN}"))]);
+
+    // After --rotate-key, the running serve refuses the old key at once.
+    assert_exit(&t.run(&["serve", "--rotate-key"]), 0);
+    let out = newman_with(&t, &collection, &env_file, &api);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        stdout(&out).contains("lightfi-token serve answered 401"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(api.seen().len(), 1, "no request without a token");
+    assert!(serve.log().contains("GET /token → 401"), "{}", serve.log());
+
+    // Written again, with the new key: it works again.
+    setup();
+    let new_key: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&env_file).unwrap()).unwrap();
+    let new_key = new_key["values"][1]["value"].as_str().unwrap().to_string();
+    assert_ne!(new_key, serve.key);
+    t.forbid(&new_key);
+    let out = newman_with(&t, &collection, &env_file, &api);
+    assert_exit(&out, 0);
+    assert_eq!(api.seen().len(), 2);
+    t.assert_no_leak(serve.log().as_bytes());
 }
