@@ -104,6 +104,17 @@ impl ClientConnection {
     /// Reads a request from the stream.
     /// Blocks until the header has been read.
     fn read(&mut self) -> Result<Request, ReadError> {
+        // the peer may be gone already (reset before its address was read)
+        let remote_addr = match self.remote_addr {
+            Ok(addr) => addr,
+            Err(ref e) => {
+                return Err(ReadError::ReadIoError(IoError::new(
+                    e.kind(),
+                    e.to_string(),
+                )))
+            }
+        };
+
         let (method, path, version, headers) = {
             // reading the request line
             let (method, path, version) = {
@@ -150,7 +161,7 @@ impl ClientConnection {
             path,
             version.clone(),
             headers,
-            *self.remote_addr.as_ref().unwrap(),
+            remote_addr,
             data_source,
             writer,
         )

@@ -295,7 +295,7 @@ impl Server {
                 let new_client = match server.accept() {
                     Ok((sock, _)) => {
                         use util::RefinedTcpStream;
-                        let (read_closable, write_closable) = match ssl {
+                        let streams = match ssl {
                             None => RefinedTcpStream::new(sock),
                             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
                             Some(ref ssl) => {
@@ -311,8 +311,26 @@ impl Server {
                             #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
                             Some(ref _ssl) => unreachable!(),
                         };
+                        let (read_closable, write_closable) = match streams {
+                            Ok(streams) => streams,
+                            Err(e) => {
+                                log::error!("Error handling new client: {}", e);
+                                continue;
+                            }
+                        };
 
                         Ok(ClientConnection::new(write_closable, read_closable))
+                    }
+                    // a client that went away before it was accepted
+                    Err(ref e)
+                        if matches!(
+                            e.kind(),
+                            IoErrorKind::ConnectionAborted
+                                | IoErrorKind::ConnectionReset
+                                | IoErrorKind::Interrupted
+                        ) =>
+                    {
+                        continue
                     }
                     Err(e) => Err(e),
                 };
