@@ -6,8 +6,10 @@ use std::io::{BufReader, BufWriter, ErrorKind, Read};
 
 use std::net::SocketAddr;
 use std::str::FromStr;
+use std::time::Instant;
 
 use crate::common::{HTTPVersion, Method};
+use crate::util::limits::{Slot, HEAD_TIMEOUT, MAX_HEAD_BYTES};
 use crate::util::RefinedTcpStream;
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
 use crate::Request;
@@ -34,6 +36,13 @@ pub struct ClientConnection {
 
     // true if the connection goes through SSL
     secure: bool,
+
+    // this connection's place among those the server handles at once
+    slot: Slot,
+
+    // bytes of the head being read, and when it must be complete
+    head_bytes: usize,
+    head_deadline: Instant,
 }
 
 /// Error that can happen when reading a request.
@@ -43,6 +52,8 @@ enum ReadError {
     WrongHeader(HTTPVersion),
     /// the client sent an unrecognized `Expect` header
     ExpectationFailed(HTTPVersion),
+    /// the request line and headers are longer than `MAX_HEAD_BYTES`
+    HeadTooLarge,
     ReadIoError(IoError),
 }
 
@@ -51,11 +62,14 @@ impl ClientConnection {
     pub fn new(
         write_socket: RefinedTcpStream,
         mut read_socket: RefinedTcpStream,
+        slot: Slot,
     ) -> ClientConnection {
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
 
-        let mut source = SequentialReaderBuilder::new(BufReader::with_capacity(1024, read_socket));
+        // room for a whole head, so that one read takes a head sent in one write
+        let mut source =
+            SequentialReaderBuilder::new(BufReader::with_capacity(MAX_HEAD_BYTES, read_socket));
         let first_header = source.next().unwrap();
 
         ClientConnection {
@@ -65,6 +79,9 @@ impl ClientConnection {
             next_header_source: first_header,
             no_more_requests: false,
             secure,
+            slot,
+            head_bytes: 0,
+            head_deadline: Instant::now(),
         }
     }
 
@@ -73,26 +90,73 @@ impl ClientConnection {
         self.secure
     }
 
+    /// Reads one byte of the head, within the head's time.
+    fn read_head_byte(&mut self) -> Result<u8, ReadError> {
+        if Instant::now() >= self.head_deadline {
+            return Err(self.timed_out());
+        }
+        // nothing buffered: the read waits for the client
+        let waits = self
+            .next_header_source
+            .get_ref()
+            .map_or(true, |reader| reader.buffer().is_empty());
+        if waits {
+            self.slot.waits_for_client(self.head_bytes > 0);
+        }
+        let byte = self.next_header_source.by_ref().bytes().next();
+        if waits {
+            self.slot.client_sent();
+        }
+        match byte {
+            Some(Ok(byte)) => {
+                self.head_bytes += 1;
+                Ok(byte)
+            }
+            // the socket's read timeout (WouldBlock on Unix)
+            Some(Err(e)) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                Err(self.timed_out())
+            }
+            Some(Err(e)) => Err(ReadError::ReadIoError(e)),
+            None => Err(ReadError::ReadIoError(IoError::new(
+                ErrorKind::ConnectionAborted,
+                "Unexpected EOF",
+            ))),
+        }
+    }
+
+    /// The head took too long: answer 408 if some of it came, else (an idle
+    /// keep-alive connection) close silently.
+    fn timed_out(&self) -> ReadError {
+        let kind = if self.head_bytes > 0 {
+            ErrorKind::TimedOut
+        } else {
+            ErrorKind::ConnectionAborted
+        };
+        ReadError::ReadIoError(IoError::new(kind, "request head timed out"))
+    }
+
     /// Reads the next line from self.next_header_source.
     ///
     /// Reads until `CRLF` is reached. The next read will start
     ///  at the first byte of the new line.
-    fn read_next_line(&mut self) -> IoResult<AsciiString> {
+    fn read_next_line(&mut self) -> Result<AsciiString, ReadError> {
         let mut buf = Vec::new();
         let mut prev_byte_was_cr = false;
 
         loop {
-            let byte = self.next_header_source.by_ref().bytes().next();
-
-            let byte = match byte {
-                Some(b) => b?,
-                None => return Err(IoError::new(ErrorKind::ConnectionAborted, "Unexpected EOF")),
-            };
+            let byte = self.read_head_byte()?;
+            if self.head_bytes > MAX_HEAD_BYTES {
+                return Err(ReadError::HeadTooLarge);
+            }
 
             if byte == b'\n' && prev_byte_was_cr {
                 buf.pop(); // removing the '\r'
-                return AsciiString::from_ascii(buf)
-                    .map_err(|_| IoError::new(ErrorKind::InvalidInput, "Header is not in ASCII"));
+                return AsciiString::from_ascii(buf).map_err(|_| {
+                    ReadError::ReadIoError(IoError::new(
+                        ErrorKind::InvalidInput,
+                        "Header is not in ASCII",
+                    ))
+                });
             }
 
             prev_byte_was_cr = byte == b'\r';
@@ -115,10 +179,29 @@ impl ClientConnection {
             }
         };
 
+        // wait until the previous request is done with the stream: the head's
+        // time starts when the client may send it
+        self.next_header_source
+            .wait_turn()
+            .map_err(ReadError::ReadIoError)?;
+        self.slot.head_begins();
+        self.head_bytes = 0;
+        self.head_deadline = Instant::now() + HEAD_TIMEOUT;
+        let _ = self.slot.socket().set_read_timeout(Some(HEAD_TIMEOUT));
+
+        let request = self.read_head(remote_addr);
+
+        self.slot.head_ends();
+        let _ = self.slot.socket().set_read_timeout(None);
+        request
+    }
+
+    /// Reads the request line and headers.
+    fn read_head(&mut self, remote_addr: Option<SocketAddr>) -> Result<Request, ReadError> {
         let (method, path, version, headers) = {
             // reading the request line
             let (method, path, version) = {
-                let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                let line = self.read_next_line()?;
 
                 parse_request_line(
                     line.as_str().trim(), // TODO: remove this conversion
@@ -129,7 +212,7 @@ impl ClientConnection {
             let headers = {
                 let mut headers = Vec::new();
                 loop {
-                    let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                    let line = self.read_next_line()?;
 
                     if line.is_empty() {
                         break;
@@ -222,6 +305,15 @@ impl Iterator for ClientConnection {
                         .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
                         .ok();
                     return None; // closing the connection
+                }
+
+                Err(ReadError::HeadTooLarge) => {
+                    let writer = self.sink.next().unwrap();
+                    let response = Response::new_empty(StatusCode(431));
+                    response
+                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
+                        .ok();
+                    return None; // the rest of the head is not read: close
                 }
 
                 Err(ReadError::ExpectationFailed(ver)) => {

@@ -289,12 +289,27 @@ impl Server {
         thread::spawn(move || {
             // a tasks pool is used to dispatch the connections into threads
             let tasks_pool = util::TaskPool::new();
+            // and a bounded number of connections is handled at once
+            let limiter = util::limits::Limiter::new();
 
             log::debug!("Running accept thread");
             while !inside_close_trigger.load(Relaxed) {
                 let new_client = match server.accept() {
                     Ok((sock, _)) => {
                         use util::RefinedTcpStream;
+                        // a handle to time out the socket's reads and to
+                        // close it to make room for another connection
+                        let control = match sock.try_clone() {
+                            Ok(control) => Arc::new(control),
+                            Err(e) => {
+                                log::error!("Error handling new client: {}", e);
+                                continue;
+                            }
+                        };
+                        let slot = match limiter.admit(control, &inside_close_trigger) {
+                            Some(slot) => slot,
+                            None => break,
+                        };
                         let streams = match ssl {
                             None => RefinedTcpStream::new(sock),
                             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
@@ -319,7 +334,7 @@ impl Server {
                             }
                         };
 
-                        Ok(ClientConnection::new(write_closable, read_closable))
+                        Ok(ClientConnection::new(write_closable, read_closable, slot))
                     }
                     // a client that went away before it was accepted
                     Err(ref e)

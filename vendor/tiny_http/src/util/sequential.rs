@@ -110,19 +110,35 @@ impl<W: Write + Send> Iterator for SequentialWriterBuilder<W> {
     }
 }
 
+impl<R: Read + Send> SequentialReader<R> {
+    /// Blocks until the readers before this one are done with the stream,
+    /// without reading from it.
+    pub fn wait_turn(&mut self) -> IoResult<()> {
+        if let SequentialReaderInner::Waiting(ref recv) = self.inner {
+            let reader = recv.recv().map_err(|_| {
+                IoError::new(ErrorKind::BrokenPipe, "the previous reader was lost")
+            })?;
+            self.inner = SequentialReaderInner::MyTurn(reader);
+        }
+        Ok(())
+    }
+
+    /// The underlying reader, when it is this reader's turn.
+    pub fn get_ref(&self) -> Option<&R> {
+        match self.inner {
+            SequentialReaderInner::MyTurn(ref reader) => Some(reader),
+            _ => None,
+        }
+    }
+}
+
 impl<R: Read + Send> Read for SequentialReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
-        let mut reader = match self.inner {
-            SequentialReaderInner::MyTurn(ref mut reader) => return reader.read(buf),
-            SequentialReaderInner::Waiting(ref mut recv) => recv.recv().map_err(|_| {
-                IoError::new(ErrorKind::BrokenPipe, "the previous reader was lost")
-            })?,
-            SequentialReaderInner::Empty => unreachable!(),
-        };
-
-        let result = reader.read(buf);
-        self.inner = SequentialReaderInner::MyTurn(reader);
-        result
+        self.wait_turn()?;
+        match self.inner {
+            SequentialReaderInner::MyTurn(ref mut reader) => reader.read(buf),
+            _ => Err(IoError::new(ErrorKind::BrokenPipe, "no reader")),
+        }
     }
 }
 

@@ -29,6 +29,9 @@ struct Sharing {
 /// Minimum number of active threads.
 static MIN_THREADS: usize = 4;
 
+/// Maximum number of threads; more tasks wait in line.
+static MAX_THREADS: usize = super::limits::MAX_CONNECTIONS;
+
 struct Registration<'a> {
     nb: &'a AtomicUsize,
 }
@@ -58,35 +61,42 @@ impl TaskPool {
         };
 
         for _ in 0..MIN_THREADS {
-            pool.add_thread(None)
+            pool.add_thread();
         }
 
         pool
     }
 
     /// Executes a function in a thread.
-    /// If no thread is available, spawns a new one.
+    /// If no thread is available, spawns a new one, up to `MAX_THREADS`;
+    /// beyond, the function waits in line for a thread to be free.
     pub fn spawn(&self, code: Box<dyn FnMut() + Send>) {
         let mut queue = self.sharing.todo.lock().unwrap();
 
-        if self.sharing.waiting_tasks.load(Ordering::Acquire) == 0 {
-            self.add_thread(Some(code));
-        } else {
-            queue.push_back(code);
+        // Threads that were woken but have not taken their task yet still
+        // count as waiting: a new thread is needed when the tasks already in
+        // line use up all the waiting ones.
+        let waiting = self.sharing.waiting_tasks.load(Ordering::Acquire);
+        let active = self.sharing.active_tasks.load(Ordering::Acquire);
+        let new_thread = queue.len() >= waiting && active < MAX_THREADS;
+        queue.push_back(code);
+        if !(new_thread && self.add_thread()) {
             self.sharing.condvar.notify_one();
         }
     }
 
-    fn add_thread(&self, initial_fn: Option<Box<dyn FnMut() + Send>>) {
+    /// Starts a thread that runs tasks from the queue; false if the system
+    /// cannot start one.
+    fn add_thread(&self) -> bool {
         let sharing = self.sharing.clone();
+        // Counted before the thread runs, so that `spawn` sees it at once.
+        self.sharing.active_tasks.fetch_add(1, Ordering::Release);
 
-        thread::spawn(move || {
+        let spawned = thread::Builder::new().spawn(move || {
             let sharing = sharing;
-            let _active_guard = Registration::new(&sharing.active_tasks);
-
-            if let Some(mut f) = initial_fn {
-                f();
-            }
+            let _active_guard = Registration {
+                nb: &sharing.active_tasks,
+            };
 
             loop {
                 let mut task: Box<dyn FnMut() + Send> = {
@@ -124,6 +134,10 @@ impl TaskPool {
                 task();
             }
         });
+        if spawned.is_err() {
+            self.sharing.active_tasks.fetch_sub(1, Ordering::Release);
+        }
+        spawned.is_ok()
     }
 }
 
