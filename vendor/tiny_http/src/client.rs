@@ -6,10 +6,12 @@ use std::io::{BufReader, BufWriter, ErrorKind, Read};
 
 use std::net::SocketAddr;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::common::{HTTPVersion, Method};
-use crate::util::limits::{Slot, HEAD_TIMEOUT, MAX_HEAD_BYTES};
+use crate::util::limits::{Slot, HEAD_TIMEOUT, MAX_HEAD_BYTES, MAX_SKIPPED_BODY};
 use crate::util::RefinedTcpStream;
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
 use crate::Request;
@@ -43,6 +45,9 @@ pub struct ClientConnection {
     // bytes of the head being read, and when it must be complete
     head_bytes: usize,
     head_deadline: Instant,
+
+    // bytes of the previous request's body that the application left unread
+    unread_body: Arc<AtomicUsize>,
 }
 
 /// Error that can happen when reading a request.
@@ -82,6 +87,7 @@ impl ClientConnection {
             slot,
             head_bytes: 0,
             head_deadline: Instant::now(),
+            unread_body: Arc::default(),
         }
     }
 
@@ -90,8 +96,9 @@ impl ClientConnection {
         self.secure
     }
 
-    /// Reads one byte of the head, within the head's time.
-    fn read_head_byte(&mut self) -> Result<u8, ReadError> {
+    /// Reads one byte of the head, or of a body to skip before it (`owed`:
+    /// bytes the client announced), within the head's time.
+    fn read_head_byte(&mut self, owed: bool) -> Result<u8, ReadError> {
         if Instant::now() >= self.head_deadline {
             return Err(self.timed_out());
         }
@@ -101,7 +108,7 @@ impl ClientConnection {
             .get_ref()
             .map_or(true, |reader| reader.buffer().is_empty());
         if waits {
-            self.slot.waits_for_client(self.head_bytes > 0);
+            self.slot.waits_for_client(owed || self.head_bytes > 0);
         }
         let byte = self.next_header_source.by_ref().bytes().next();
         if waits {
@@ -144,7 +151,7 @@ impl ClientConnection {
         let mut prev_byte_was_cr = false;
 
         loop {
-            let byte = self.read_head_byte()?;
+            let byte = self.read_head_byte(false)?;
             if self.head_bytes > MAX_HEAD_BYTES {
                 return Err(ReadError::HeadTooLarge);
             }
@@ -196,8 +203,21 @@ impl ClientConnection {
         request
     }
 
-    /// Reads the request line and headers.
+    /// Skips the previous request's unread body (if short), then reads the
+    /// request line and headers.
     fn read_head(&mut self, remote_addr: Option<SocketAddr>) -> Result<Request, ReadError> {
+        let unread = self.unread_body.swap(0, Ordering::AcqRel);
+        if unread > MAX_SKIPPED_BODY {
+            return Err(ReadError::ReadIoError(IoError::new(
+                ErrorKind::ConnectionAborted,
+                "unread request body too long to skip",
+            )));
+        }
+        for _ in 0..unread {
+            self.read_head_byte(true)?;
+        }
+        self.head_bytes = 0;
+
         let (method, path, version, headers) = {
             // reading the request line
             let (method, path, version) = {
@@ -236,6 +256,9 @@ impl ClientConnection {
         // follow-up for next potential request
         let mut data_source = self.source.next().unwrap();
         std::mem::swap(&mut self.next_header_source, &mut data_source);
+        let body_received = data_source
+            .get_ref()
+            .map_or(0, |reader| reader.buffer().len());
 
         // building the next reader
         let request = crate::request::new_request(
@@ -247,6 +270,8 @@ impl ClientConnection {
             remote_addr,
             data_source,
             writer,
+            self.unread_body.clone(),
+            body_received,
         )
         .map_err(|e| {
             use crate::request;

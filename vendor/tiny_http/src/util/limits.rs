@@ -31,6 +31,10 @@ pub(crate) const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections handled at once by one `Server`; also its most threads.
 pub(crate) const MAX_CONNECTIONS: usize = 32;
 
+/// Request body left unread by the application that is skipped so the
+/// connection can carry another request; with more, the connection is closed.
+pub(crate) const MAX_SKIPPED_BODY: usize = 1024 * 1024;
+
 /// How long a connection must have been waiting for the first byte of a head
 /// before it may be closed to make room: its client may be about to send.
 pub(crate) const IDLE_GRACE: Duration = Duration::from_secs(1);
@@ -60,7 +64,7 @@ struct State {
 struct Head {
     /// Since when its thread waits for the client to send more, if it does.
     waiting_since: Option<Instant>,
-    /// Some of the head has arrived.
+    /// Some of the head (or of a body to skip before it) has arrived.
     started: bool,
     socket: Arc<Connection>,
 }
