@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark of `lightfi-token serve` under a slowloris attack: 2,000
 # connections from one local process, each sending part of a request head
-# and then nothing. Measures how long legitimate `GET /token` requests take
+# and then nothing, spread over 127.0.0.1 and ::1 (serve has a server on
+# each). Measures how long legitimate `GET /token` requests take
 # meanwhile, and the server's peak resident memory and thread count.
 # Targets: answer <= 1 s, peak RSS <= 32 MiB, peak threads <= 64.
 # Takes about half a minute after the release build; needs python3.
@@ -107,11 +108,17 @@ def legit():
     return took
 
 partial = f"GET /token HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-Slow: ".encode()
+addrs = [("127.0.0.1", port)]
+try:
+    socket.create_connection(("::1", port), timeout=5).close()
+    addrs.append(("::1", port))
+except OSError:
+    pass
 held, failed, answers = [], 0, []
 attack_start = time.monotonic()
 for i in range(1, count + 1):
     try:
-        s = socket.create_connection(("127.0.0.1", port), timeout=15)
+        s = socket.create_connection(addrs[i % len(addrs)], timeout=15)
         s.sendall(partial)
         held.append(s)
     except OSError:
@@ -129,8 +136,8 @@ threads_now = status("Threads")
 
 def row(what, value, target, ok):
     print(f"| {what:<44} | {value:>10} | {target:>9} | {'ok' if ok else 'MISSED':<6} |")
-print(f"\nslowloris: {len(held)} connections held open by one process "
-      f"({failed} refused or timed out), opened in {opened_in:.1f} s; "
+print(f"\nslowloris: {len(held)} connections held open by one process on "
+      f"{' and '.join(a for a, _ in addrs)} ({failed} refused or timed out), opened in {opened_in:.1f} s; "
       f"serve idle before: {idle_threads} threads, {idle_rss / 1024:.1f} MiB RSS\n")
 print(f"| {'measure':<44} | {'value':>10} | {'target':>9} | {'':<6} |")
 print(f"|{'-' * 46}|{'-' * 12}|{'-' * 11}|{'-' * 8}|")

@@ -385,10 +385,18 @@ fn slowloris(t: &TestEnv, mut target: Target) {
         "the fd limit ({limit}) leaves too few sockets for the attack"
     );
     let partial = format!("GET /token HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nX-Slow: ", target.port);
+    // On both of its loopback addresses (it has a server on each) when it
+    // listens on ::1 too.
+    let v6 = SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, target.port));
+    let mut addrs = vec![target.addr()];
+    if TcpStream::connect_timeout(&v6, Duration::from_secs(5)).is_ok() {
+        addrs.push(v6);
+    }
     let mut sockets = Vec::with_capacity(count);
     let mut most_threads = 0;
     for i in 0..count {
-        if let Ok(mut s) = TcpStream::connect_timeout(&target.addr(), Duration::from_secs(15))
+        let addr = addrs[i % addrs.len()];
+        if let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(15))
             && s.write_all(partial.as_bytes()).is_ok()
         {
             sockets.push(s);
@@ -407,8 +415,9 @@ fn slowloris(t: &TestEnv, mut target: Target) {
     target.assert_serving(&format!("{} slow connections", sockets.len()));
     most_threads = most_threads.max(target.status("Threads"));
     eprintln!(
-        "slowloris: {} connections held open; at most {most_threads} server threads",
-        sockets.len()
+        "slowloris: {} connections held open on {} addresses; at most {most_threads} server threads",
+        sockets.len(),
+        addrs.len()
     );
     assert!(
         most_threads <= MAX_THREADS,

@@ -29,7 +29,8 @@ pub(crate) const MAX_HEAD_BYTES: usize = 8 * 1024;
 pub(crate) const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Connections handled at once by one `Server`; also its most threads.
-pub(crate) const MAX_CONNECTIONS: usize = 32;
+/// A program listening on both 127.0.0.1 and ::1 has two servers.
+pub(crate) const MAX_CONNECTIONS: usize = 24;
 
 /// Request body left unread by the application that is skipped so the
 /// connection can carry another request; with more, the connection is closed.
