@@ -2,7 +2,8 @@
 //! binding to loopback only, and building answers. Both servers face every
 //! local process (and, through the browser, web pages), so the request
 //! limits — head size, head read time, connections handled at once — live
-//! in the server itself, where no request can get past them.
+//! in the server itself, where no request can get past them: tiny_http,
+//! patched in `vendor/tiny_http/` (its `PATCHES.md` lists each limit).
 
 use std::io::{self, Cursor};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
