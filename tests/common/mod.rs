@@ -326,12 +326,18 @@ impl TestEnv {
     }
 
     /// `lightfi-token ARGS` with nothing from the developer's environment:
-    /// only PATH, a temp home, the fake endpoint and the test client.
+    /// only PATH, a temp home, the fake endpoint and the test client. The
+    /// refresh token goes to the file (`LIGHTFI_STORAGE=file`), and no D-Bus
+    /// session bus is reachable (no DBUS_SESSION_BUS_ADDRESS, XDG_RUNTIME_DIR
+    /// in the temp home): no test touches a real keyring. Keyring tests
+    /// (tests/keyring.rs) opt in with a private bus of their own.
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_lightfi-token"));
         cmd.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", self.home())
+            .env("XDG_RUNTIME_DIR", self.home())
+            .env("LIGHTFI_STORAGE", "file")
             .env("LIGHTFI_TOKEN_HOME", self.home())
             .env("LIGHTFI_OAUTH_URL", self.oauth_url())
             .env("LIGHTFI_CLIENT_ID", CLIENT_ID)
@@ -474,10 +480,15 @@ pub enum TestTools {
     Node,
     /// `tests/tools/.venv`: requests, httpx, httpie, xh.
     Python,
+    /// Debian packages: `apt-get install -y` them as root, else fail with that line.
+    Apt(&'static [&'static str]),
 }
 
 impl TestTools {
     pub fn ensure(self) {
+        if let TestTools::Apt(packages) = self {
+            return ensure_apt(packages);
+        }
         let root = repo_root();
         let (dir, done, what, steps): (PathBuf, PathBuf, &str, Vec<Vec<&str>>) = match self {
             TestTools::Idp => (
@@ -492,6 +503,7 @@ impl TestTools {
                 "newman (npm)",
                 vec![vec!["npm", "ci", "--no-audit", "--no-fund"]],
             ),
+            TestTools::Apt(_) => unreachable!("handled above"),
             TestTools::Python => (
                 root.join("tests/tools"),
                 root.join("tests/tools/.venv/.installed"),
@@ -534,5 +546,59 @@ impl TestTools {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
+    }
+}
+
+/// Install the Debian `packages` that are missing: `apt-get update` once,
+/// then one `apt-get install -y`, under a lock shared by all test processes.
+fn ensure_apt(packages: &[&str]) {
+    let missing = || -> Vec<&str> {
+        packages
+            .iter()
+            .copied()
+            .filter(|p| {
+                Command::new("dpkg-query")
+                    .args(["-W", "-f=${Status}", p])
+                    .output()
+                    .map_or(true, |o| {
+                        !String::from_utf8_lossy(&o.stdout).contains("install ok installed")
+                    })
+            })
+            .collect()
+    };
+    if missing().is_empty() {
+        return;
+    }
+    let line = format!("apt-get install -y {}", packages.join(" "));
+    // SAFETY: geteuid cannot fail and touches no memory.
+    assert!(
+        unsafe { libc::geteuid() } == 0,
+        "these tests need Debian packages: run `{line}` as root"
+    );
+    let lock =
+        std::fs::File::create(std::env::temp_dir().join("lightfi-token-tests-apt.lock")).expect("create the apt lock");
+    fs4::fs_std::FileExt::lock_exclusive(&lock).expect("take the apt lock");
+    let missing = missing();
+    if missing.is_empty() {
+        return;
+    }
+    eprintln!("installing {} with apt-get (once)", missing.join(" "));
+    for step in [
+        vec!["update", "-qq"],
+        [&["install", "-y", "-qq"][..], &missing].concat(),
+    ] {
+        let out = Command::new("apt-get")
+            .args(&step)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run apt-get: {e}; run `{line}`"));
+        assert!(
+            out.status.success(),
+            "`apt-get {}` failed (run `{line}`):\n{}{}",
+            step.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
