@@ -310,7 +310,7 @@ impl Store {
     /// next to the lock file records that it was (under the lock).
     pub fn warn_once_per_profile(&self, msg: &str, _lock: &Lock) {
         let marker = self.dir.join(format!("{}.keyring-fallback", self.profile));
-        if fs::symlink_metadata(&marker).is_ok() {
+        if !report::warnings_shown() || fs::symlink_metadata(&marker).is_ok() {
             return;
         }
         report::warn(msg);

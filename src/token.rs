@@ -122,7 +122,7 @@ fn obtain_any(settings: &Settings, transport: &dyn Transport, want: Want) -> Res
     // not answer is not "no refresh token": a login would replace a working one.
     let refresh_token = match &settings.env_refresh_token {
         Some(token) => Some(token.clone()),
-        None => match stored_refresh_token(&store, &tokens) {
+        None => match stored_refresh_token(&store, &tokens, "the stored login was kept") {
             Ok(token) => token,
             Err(err) => {
                 record(&store, &lock, &mut tokens, AttemptKind::Keyring, &err, None);
@@ -455,8 +455,9 @@ fn keep(
 
 /// The refresh token `tokens` point at: in the file, or read from the
 /// keyring. None when there is none — also when the keyring answered that it
-/// has no entry; an error when the keyring did not answer.
-fn stored_refresh_token(store: &Store, tokens: &Tokens) -> Result<Option<RefreshToken>> {
+/// has no entry; an error when the keyring did not answer, which ends with
+/// `outcome` (what became of the login).
+fn stored_refresh_token(store: &Store, tokens: &Tokens, outcome: &str) -> Result<Option<RefreshToken>> {
     if tokens.refresh_token_in == RefreshTokenIn::File {
         return Ok(tokens.refresh_token.clone());
     }
@@ -472,12 +473,7 @@ fn stored_refresh_token(store: &Store, tokens: &Tokens) -> Result<Option<Refresh
             ));
             Ok(None)
         }
-        Err(failure) => Err(keyring_error(
-            store,
-            "read the refresh token from",
-            &failure,
-            "the stored login was kept",
-        )),
+        Err(failure) => Err(keyring_error(store, "read the refresh token from", &failure, outcome)),
     }
 }
 
@@ -617,7 +613,7 @@ fn check_keyring_for_login(settings: &Settings, store: &Store) -> Result<()> {
 /// The stored refresh token a new login replaces, to revoke it: None when
 /// there is none, or it is in a keyring that does not answer (said).
 fn replaceable(store: &Store, tokens: &Tokens) -> Option<RefreshToken> {
-    stored_refresh_token(store, tokens).unwrap_or_else(|e| {
+    stored_refresh_token(store, tokens, "it stays in the keyring").unwrap_or_else(|e| {
         report::warn(&format!("cannot revoke the refresh token this login replaces: {e}"));
         None
     })
@@ -721,13 +717,7 @@ pub fn log_out(settings: &Settings, transport: &dyn Transport, revoke: bool) -> 
     let tokens = store.load()?;
     // From wherever it is; a keyring that does not answer stops the logout
     // before anything is revoked or deleted, so it can be run again.
-    let refresh_token = stored_refresh_token(&store, &tokens).map_err(|e| match e {
-        Error::KeyringUnavailable { msg, hint } => Error::KeyringUnavailable {
-            msg: msg.replace("the stored login was kept", "nothing was revoked or deleted"),
-            hint,
-        },
-        other => other,
-    })?;
+    let refresh_token = stored_refresh_token(&store, &tokens, "nothing was revoked or deleted")?;
     let mut revoked = false;
     if let (true, Some(refresh_token)) = (revoke, &refresh_token) {
         match oauth::revoke(transport, &oauth::revoke_request(&settings.client, refresh_token)) {
@@ -1072,6 +1062,52 @@ mod tests {
         let now = OffsetDateTime::now_utc();
         assert!(still_applies(&attempt, now, now + Duration::from_secs(20)));
         assert!(!still_applies(&attempt, now, now + Duration::from_secs(31)));
+    }
+
+    #[test]
+    fn a_refresh_token_moves_only_when_storage_wants_it_elsewhere() {
+        let home = tempfile::tempdir().unwrap();
+        let mut s = settings(home.path());
+        let store = Store::new(&s);
+        let mut in_file = store.empty();
+        in_file.refresh_token = Some(RefreshToken::new("r"));
+        let mut in_keyring = store.empty();
+        in_keyring.refresh_token_in = RefreshTokenIn::Keyring;
+        for (storage, tokens, moves) in [
+            (Storage::Auto, &in_file, true),
+            (Storage::Keyring, &in_file, true),
+            (Storage::File, &in_file, false),
+            (Storage::Auto, &in_keyring, false),
+            (Storage::Keyring, &in_keyring, false),
+            (Storage::File, &in_keyring, true),
+            (Storage::Auto, &store.empty(), false),
+        ] {
+            s.storage = storage;
+            assert_eq!(
+                misplaced(&s, tokens),
+                moves,
+                "{storage:?} {:?}",
+                tokens.refresh_token_in
+            );
+        }
+    }
+
+    #[test]
+    fn a_recorded_keyring_failure_is_answered_with_its_own_hint() {
+        let home = tempfile::tempdir().unwrap();
+        let s = settings(home.path());
+        let now = OffsetDateTime::now_utc();
+        let attempt = Attempt {
+            ended_at: now,
+            kind: AttemptKind::Keyring,
+            message: "cannot read the refresh token from the keyring".into(),
+            hint: "unlock it".into(),
+            retry_after: None,
+        };
+        let tokens = Store::new(&s).empty();
+        let err = repeat(&attempt, &tokens, None, TokenKind::Access, now, false).unwrap_err();
+        assert!(matches!(err, Error::KeyringUnavailable { .. }), "{err:?}");
+        assert_eq!((err.exit_code(), err.hint().as_str()), (5, "unlock it"));
     }
 
     #[test]
