@@ -75,6 +75,11 @@ pub struct Flags {
     #[arg(long = "token", value_enum, value_name = "KIND")]
     pub token_kind: Option<TokenKind>,
 
+    /// Where to keep the refresh token: auto (the OS keyring when one answers,
+    /// else the token file), keyring, or file [env: LIGHTFI_STORAGE] [default: auto]
+    #[arg(long, value_enum, value_name = "WHERE")]
+    pub storage: Option<Storage>,
+
     /// Seconds to wait for the token endpoint per request (connecting: at most 10) [default: 30]
     #[arg(long, value_name = "SECS", value_parser = parse_secs)]
     pub http_timeout: Option<Duration>,
@@ -96,6 +101,7 @@ impl Flags {
             redirect_uri: self.redirect_uri.or(earlier.redirect_uri),
             scope: self.scope.or(earlier.scope),
             token_kind: self.token_kind.or(earlier.token_kind),
+            storage: self.storage.or(earlier.storage),
             non_interactive: self.non_interactive || earlier.non_interactive,
             verbose: self.verbose || earlier.verbose,
             quiet: self.quiet || earlier.quiet,
@@ -126,6 +132,29 @@ impl TokenKind {
     }
 }
 
+/// Where the refresh token is kept (the access token is always in the token file).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Storage {
+    /// The OS keyring when one answers, else the token file (said once).
+    #[default]
+    Auto,
+    /// The OS keyring only: a new login that cannot be stored there fails.
+    Keyring,
+    /// The token file (0600, plaintext).
+    File,
+}
+
+impl Storage {
+    pub fn name(self) -> &'static str {
+        match self {
+            Storage::Auto => "auto",
+            Storage::Keyring => "keyring",
+            Storage::File => "file",
+        }
+    }
+}
+
 /// Seconds, fractions allowed, from 0 to a day (larger values would
 /// overflow deadlines and are never meant).
 pub fn parse_secs(s: &str) -> Result<Duration, String> {
@@ -148,6 +177,8 @@ pub struct Settings {
     pub scope: String,
     /// Which token `get`, `exec`, `git-credential` and `serve` hand out.
     pub token_kind: TokenKind,
+    /// Where the refresh token is kept.
+    pub storage: Storage,
     /// `LIGHTFI_REFRESH_TOKEN`: used instead of the stored refresh token (CI).
     pub env_refresh_token: Option<RefreshToken>,
     pub http_timeout: Duration,
@@ -189,6 +220,8 @@ impl Settings {
             redirect_uri: DEFAULT_REDIRECT_URI.into(),
             scope: DEFAULT_SCOPE.into(),
             token_kind: TokenKind::Access,
+            // In-process tests never touch the developer's keyring.
+            storage: Storage::File,
             env_refresh_token: None,
             http_timeout: Duration::from_secs(1),
             lock_timeout: Duration::from_secs(1),
@@ -202,6 +235,7 @@ impl Settings {
                 redirect_uri: Source::Default,
                 scope: Source::Default,
                 token_kind: Source::Default,
+                storage: Source::Default,
             },
         }
     }
@@ -229,6 +263,7 @@ struct ProfileTable {
     redirect_uri: Option<String>,
     scope: Option<String>,
     token: Option<TokenKind>,
+    storage: Option<Storage>,
 }
 
 /// How much to say on stderr: `-q`, `-v`, else `LIGHTFI_LOG=debug`.
@@ -283,7 +318,7 @@ pub fn profile(args: &Flags) -> Result<String> {
 }
 
 /// Every variable [`resolve`] reads.
-const ENV_VARS: [&str; 11] = [
+const ENV_VARS: [&str; 12] = [
     "LIGHTFI_PROFILE",
     "LIGHTFI_TOKEN_HOME",
     "LIGHTFI_OAUTH_URL",
@@ -295,6 +330,7 @@ const ENV_VARS: [&str; 11] = [
     "LIGHTFI_SCOPE",
     "LIGHTFI_REFRESH_TOKEN",
     "LIGHTFI_TOKEN_KIND",
+    "LIGHTFI_STORAGE",
 ];
 
 /// The folder holding `config.toml` and the store, and where that came from.
@@ -358,6 +394,7 @@ pub struct Sources {
     pub redirect_uri: Source,
     pub scope: Source,
     pub token_kind: Source,
+    pub storage: Source,
 }
 
 /// A value and where it came from: the first of flag, environment, file
@@ -529,6 +566,26 @@ pub fn resolve_with(args: &Flags, env: impl Fn(&str) -> Option<String>) -> Resul
         (None, None, None) => (TokenKind::Access, Source::Default),
     };
 
+    let (storage, storage_source) = match (args.storage, env("LIGHTFI_STORAGE"), file.storage) {
+        (Some(storage), _, _) => (storage, Source::Flag("--storage")),
+        (None, Some(value), _) => {
+            let storage = match value.to_ascii_lowercase().as_str() {
+                "auto" => Storage::Auto,
+                "keyring" => Storage::Keyring,
+                "file" => Storage::File,
+                _ => {
+                    return Err(Error::config(
+                        format!("LIGHTFI_STORAGE is `{value}`, which is not a storage"),
+                        "set LIGHTFI_STORAGE to `auto`, `keyring` or `file`, or unset it",
+                    ));
+                }
+            };
+            (storage, Source::Env("LIGHTFI_STORAGE"))
+        }
+        (None, None, Some(storage)) => (storage, Source::File),
+        (None, None, None) => (Storage::Auto, Source::Default),
+    };
+
     // The environment overriding the profile's own table with another value.
     let overridden = [
         (
@@ -572,6 +629,7 @@ pub fn resolve_with(args: &Flags, env: impl Fn(&str) -> Option<String>) -> Resul
         redirect_uri,
         scope,
         token_kind,
+        storage,
         env_refresh_token,
         http_timeout: args.http_timeout.unwrap_or(DEFAULT_HTTP_TIMEOUT),
         lock_timeout: args.lock_timeout.unwrap_or(DEFAULT_LOCK_TIMEOUT),
@@ -585,6 +643,7 @@ pub fn resolve_with(args: &Flags, env: impl Fn(&str) -> Option<String>) -> Resul
             redirect_uri: redirect_uri_source,
             scope: scope_source,
             token_kind: token_kind_source,
+            storage: storage_source,
         },
     };
     Ok((settings, warnings))
@@ -675,7 +734,7 @@ fn read_config(path: &Path, warnings: &mut Vec<String>) -> Result<BTreeMap<Strin
         let at = line.map(|l| format!(", line {l}")).unwrap_or_default();
         Error::config(
             format!("malformed config file {}{at}: {}", path.display(), without_values(e.message())),
-            "each profile is a table such as [default] with keys oauth_url, client_id, client_secret, redirect_uri, scope, token",
+            "each profile is a table such as [default] with keys oauth_url, client_id, client_secret, redirect_uri, scope, token, storage",
         )
     })?;
     if mode & 0o044 != 0 && tables.values().any(|t| t.client_secret.is_some()) {
@@ -998,6 +1057,35 @@ mod tests {
         assert_eq!(s.sources.scope.describe("staging"), "LIGHTFI_SCOPE");
         assert_eq!(s.sources.redirect_uri.describe("staging"), "default");
         assert_eq!(s.sources.client_secret, None);
+    }
+
+    #[test]
+    fn storage_is_layered_and_checked() {
+        let home = home_with("[default]\nclient_id = \"a\"\nstorage = \"file\"\n");
+        let h = home.path().to_str().unwrap();
+        let s = resolved(&args(&[]), env_of(&[("LIGHTFI_TOKEN_HOME", h)])).unwrap();
+        assert_eq!((s.storage, s.sources.storage), (Storage::File, Source::File));
+        let env = [("LIGHTFI_TOKEN_HOME", h), ("LIGHTFI_STORAGE", "Keyring")];
+        let s = resolved(&args(&[]), env_of(&env)).unwrap();
+        assert_eq!(
+            (s.storage, s.sources.storage),
+            (Storage::Keyring, Source::Env("LIGHTFI_STORAGE"))
+        );
+        let s = resolved(&args(&["--storage", "auto"]), env_of(&env)).unwrap();
+        assert_eq!(
+            (s.storage, s.sources.storage),
+            (Storage::Auto, Source::Flag("--storage"))
+        );
+        let env = [("LIGHTFI_TOKEN_HOME", h), ("LIGHTFI_STORAGE", "vault")];
+        assert_eq!(resolved(&args(&[]), env_of(&env)).unwrap_err().exit_code(), 4);
+        let home = home_with("[default]\nclient_id = \"a\"\nstorage = \"vault\"\n");
+        let h = home.path().to_str().unwrap();
+        let err = resolved(&args(&[]), env_of(&[("LIGHTFI_TOKEN_HOME", h)])).unwrap_err();
+        assert!(err.to_string().contains("line 3"), "{err}");
+        let home = home_with("[default]\nclient_id = \"a\"\n");
+        let h = home.path().to_str().unwrap();
+        let s = resolved(&args(&[]), env_of(&[("LIGHTFI_TOKEN_HOME", h)])).unwrap();
+        assert_eq!((s.storage, s.sources.storage), (Storage::Auto, Source::Default));
     }
 
     #[cfg(unix)]

@@ -39,6 +39,9 @@ pub enum Error {
     ClientRejected(OAuthError),
     /// Exit 5: the authorization server is unreachable, failing or answering nonsense.
     ServerUnavailable { msg: String },
+    /// Exit 5: the OS keyring holding this login's refresh token did not
+    /// answer (none running, locked, hung past its timeout); the login is kept.
+    KeyringUnavailable { msg: String, hint: String },
     /// Exit 6: another process held the profile's lock for longer than `--lock-timeout`.
     LockTimeout { path: PathBuf, waited: std::time::Duration },
     /// Exit 1: a local failure we did not expect (I/O on the store, spawning a program…).
@@ -81,7 +84,7 @@ impl Error {
             Error::Usage { .. } => 2,
             Error::LoginRequired { .. } | Error::RefreshRejected(_) | Error::LoginFailed { .. } => 3,
             Error::Config { .. } | Error::ClientRejected(_) => 4,
-            Error::ServerUnavailable { .. } => 5,
+            Error::ServerUnavailable { .. } | Error::KeyringUnavailable { .. } => 5,
             Error::LockTimeout { .. } => 6,
             Error::CannotRun { code, .. } => *code,
         }
@@ -93,6 +96,7 @@ impl Error {
             | Error::LoginFailed { hint, .. }
             | Error::Config { hint, .. }
             | Error::ChecksFailed { hint, .. }
+            | Error::KeyringUnavailable { hint, .. }
             | Error::CannotRun { hint, .. } => hint.clone(),
             Error::LoginRequired { .. } | Error::RefreshRejected(_) => "run `lightfi-token login`".into(),
             Error::ClientRejected(_) => {
@@ -123,6 +127,7 @@ impl fmt::Display for Error {
             | Error::LoginFailed { msg, .. }
             | Error::Config { msg, .. }
             | Error::ServerUnavailable { msg }
+            | Error::KeyringUnavailable { msg, .. }
             | Error::Unexpected { msg }
             | Error::ChecksFailed { msg, .. }
             | Error::CannotRun { msg, .. } => f.write_str(msg),
@@ -160,6 +165,14 @@ mod tests {
         assert_eq!(Error::config("x", "y").exit_code(), 4);
         assert_eq!(Error::ClientRejected(oauth()).exit_code(), 4);
         assert_eq!(Error::unavailable("x").exit_code(), 5);
+        assert_eq!(
+            Error::KeyringUnavailable {
+                msg: "x".into(),
+                hint: "y".into()
+            }
+            .exit_code(),
+            5
+        );
         assert_eq!(
             Error::LockTimeout {
                 path: "l".into(),

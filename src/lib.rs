@@ -9,7 +9,7 @@
 //!   the only writer of the [`store`].
 //! - [`login`], [`oauth`], [`serve`], [`git`]: the flows and protocols, which
 //!   return what they got and never store.
-//! - [`config`], [`store`], [`http`], [`process`], [`report`], [`secret`],
+//! - [`config`], [`store`], [`keyring`], [`http`], [`process`], [`report`], [`secret`],
 //!   [`output`], [`error`], [`jwt`]: settings, files, servers, children,
 //!   messages and types.
 #![deny(unsafe_code)]
@@ -21,6 +21,7 @@ pub mod error;
 pub mod git;
 pub mod http;
 pub mod jwt;
+pub mod keyring;
 pub mod login;
 pub mod oauth;
 pub mod output;

@@ -46,6 +46,12 @@ pub fn debug(msg: impl FnOnce() -> String) {
     }
 }
 
+/// Whether [`warn`] shows anything (not with `-q`): a warning recorded as
+/// said must have been said.
+pub fn warnings_shown() -> bool {
+    level() >= Level::Normal as u8
+}
+
 /// A warning that `flag` lets through once per process (a process may read
 /// the same broken file twice: before and under the lock).
 pub fn warn_once(flag: &AtomicBool, msg: &str) {

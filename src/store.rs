@@ -17,6 +17,10 @@
 //! login → write makes N concurrent callers cause exactly one token request.
 //! Readers on the cached path take no lock: rename makes every read see a
 //! whole file, old or new.
+//!
+//! The refresh token is in the file or in the OS keyring (`refresh_token_in`,
+//! see `crate::keyring`); the access token is always in the file, so the cached
+//! path reads one file and never talks to the keyring.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -35,8 +39,28 @@ use crate::secret::{AccessToken, IdToken, RefreshToken};
 
 /// The store file format this binary writes. Files without a version were
 /// written before versions existed and read as this one; a file with a newer
-/// version is refused and never overwritten.
-pub const FORMAT_VERSION: u32 = 1;
+/// version is refused and never overwritten. Version 2 added
+/// `refresh_token_in`: a version 1 reader would take a file whose refresh
+/// token is in the keyring for "not logged in", so it must refuse the file.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// Where a login's refresh token is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RefreshTokenIn {
+    /// In this file's `refresh_token` (also: files of version 1, which lack the field).
+    #[default]
+    File,
+    /// In the OS keyring, under the store's [`Store::keyring_account`]; the
+    /// file has no `refresh_token` then.
+    Keyring,
+}
+
+impl RefreshTokenIn {
+    fn is_file(&self) -> bool {
+        *self == RefreshTokenIn::File
+    }
+}
 
 /// What one profile's file holds. Tokens are bound to the client id and OAuth
 /// URL they were issued for; a file for another client or URL reads as empty.
@@ -51,6 +75,9 @@ pub struct Tokens {
     pub scope: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<RefreshToken>,
+    /// Where the refresh token is: absent means this file.
+    #[serde(default, skip_serializing_if = "RefreshTokenIn::is_file")]
+    pub refresh_token_in: RefreshTokenIn,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access: Option<Access>,
     /// How the last refresh or login that failed ended: callers that waited
@@ -96,6 +123,8 @@ pub enum AttemptKind {
     Configuration,
     /// A browser login was cancelled, refused or timed out (exit 3).
     Login,
+    /// The keyring holding the refresh token did not answer (exit 5).
+    Keyring,
 }
 
 /// An access token and what we know about it.
@@ -259,6 +288,7 @@ impl Store {
             oauth_url: self.identity.oauth_url.clone(),
             scope: Some(self.identity.scope.clone()),
             refresh_token: None,
+            refresh_token_in: RefreshTokenIn::File,
             access: None,
             last_failure: None,
             rotates: false,
@@ -268,6 +298,40 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The keyring entry's account for this profile and identity:
+    /// `<profile>@<identity hash>`, the store file's name without `.json`.
+    pub fn keyring_account(&self) -> String {
+        format!("{}@{}", self.profile, self.identity.hash())
+    }
+
+    /// Say `msg` unless it was said for this profile before: a small file
+    /// next to the lock file records that it was (under the lock).
+    pub fn warn_once_per_profile(&self, msg: &str, _lock: &Lock) {
+        let marker = self.dir.join(format!("{}.keyring-fallback", self.profile));
+        if !report::warnings_shown() || fs::symlink_metadata(&marker).is_ok() {
+            return;
+        }
+        report::warn(msg);
+        let note = format!(
+            "lightfi-token warned on {} that no OS keyring answered, so the refresh token of profile `{}` is kept \
+             in its token file. Delete this file to be warned again.\n",
+            crate::output::rfc3339(time::OffsetDateTime::now_utc()),
+            self.profile
+        );
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        if let Ok(mut file) = options.open(&marker) {
+            let _ = file.write_all(note.as_bytes());
+        }
+    }
+
+    /// The keyring answered again: a later fallback is worth a warning again.
+    pub fn forget_warning(&self, _lock: &Lock) {
+        let _ = fs::remove_file(self.dir.join(format!("{}.keyring-fallback", self.profile)));
     }
 
     /// The identity's tokens, or empty ones when there are none, or the file
@@ -440,6 +504,10 @@ impl Store {
         self.remove_stale_temp_files();
         let mut tokens = tokens.clone();
         tokens.version = FORMAT_VERSION;
+        // Never both: a refresh token in the keyring has no copy in the file.
+        if tokens.refresh_token_in == RefreshTokenIn::Keyring {
+            tokens.refresh_token = None;
+        }
         let json =
             serde_json::to_vec_pretty(&tokens).map_err(|e| Error::unexpected(format!("cannot encode tokens: {e}")))?;
         report::debug(|| format!("writing {}", self.path.display()));
@@ -762,6 +830,31 @@ mod tests {
         let legacy = r#"{"client_id":"client","oauth_url":"https://idp.example/oauth2","refresh_token":"old"}"#;
         fs::write(store.path(), legacy).unwrap();
         assert_eq!(store.load().unwrap().refresh_token, Some(RefreshToken::new("old")));
+    }
+
+    #[test]
+    fn where_the_refresh_token_is_is_recorded_and_absent_means_the_file() {
+        let home = tempfile::tempdir().unwrap();
+        let s = settings(home.path());
+        let store = Store::new(&s);
+        let lock = store.lock(Duration::from_secs(1)).unwrap();
+        let v1 = r#"{"version":1,"client_id":"client","oauth_url":"https://idp.example/oauth2","refresh_token":"r"}"#;
+        fs::write(store.path(), v1).unwrap();
+        let mut tokens = store.load().unwrap();
+        assert_eq!(tokens.refresh_token_in, RefreshTokenIn::File);
+        store.save(&tokens, &lock).unwrap();
+        let saved: serde_json::Value = serde_json::from_slice(&fs::read(store.path()).unwrap()).unwrap();
+        assert!(saved.get("refresh_token_in").is_none(), "{saved}");
+        assert_eq!(saved["refresh_token"], "r");
+        // In the keyring: the file says so and holds no copy.
+        tokens.refresh_token_in = RefreshTokenIn::Keyring;
+        store.save(&tokens, &lock).unwrap();
+        let saved: serde_json::Value = serde_json::from_slice(&fs::read(store.path()).unwrap()).unwrap();
+        assert_eq!(saved["refresh_token_in"], "keyring");
+        assert!(saved.get("refresh_token").is_none(), "{saved}");
+        assert_eq!(saved["version"], 2);
+        assert_eq!(store.keyring_account(), format!("default@{}", store.identity.hash()));
+        assert!(store.path().ends_with(format!("{}.json", store.keyring_account())));
     }
 
     #[test]

@@ -9,13 +9,14 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use crate::config::{Settings, TokenKind};
+use crate::config::{Settings, Storage, TokenKind};
 use crate::error::{Error, Result};
+use crate::keyring;
 use crate::login::{self, LoginOptions};
 use crate::oauth::{self, Failure, TokenResponse, Transport};
 use crate::report;
 use crate::secret::{AccessToken, IdToken, RefreshToken};
-use crate::store::{Access, Attempt, AttemptKind, Handed, Lock, Store, Tokens};
+use crate::store::{Access, Attempt, AttemptKind, Handed, Lock, RefreshTokenIn, Store, Tokens};
 
 /// The `--min-valid` default, also used by `git-credential`, `exec` and `serve`.
 pub const DEFAULT_MIN_VALID: u64 = 300;
@@ -119,11 +120,22 @@ fn obtain_any(settings: &Settings, transport: &dyn Transport, want: Want) -> Res
         result
     };
 
-    let refresh_token = settings
-        .env_refresh_token
-        .as_ref()
-        .or(tokens.refresh_token.as_ref())
-        .cloned();
+    // LIGHTFI_REFRESH_TOKEN never touches any storage. A keyring that does
+    // not answer is not "no refresh token": a login would replace a working one.
+    let refresh_token = match &settings.env_refresh_token {
+        Some(token) => Some(token.clone()),
+        None => match stored_refresh_token(&store, &tokens, "the stored login was kept") {
+            Ok(token) => token,
+            Err(err) => {
+                record(&store, &lock, &mut tokens, AttemptKind::Keyring, &err, None);
+                let now = OffsetDateTime::now_utc();
+                return match tokens.last_failure.as_ref() {
+                    Some(attempt) => repeat(attempt, &tokens, env_digest.as_deref(), want.kind, now, true),
+                    None => Err(err),
+                };
+            }
+        },
+    };
     let Some(refresh_token) = refresh_token else {
         if may_log_in {
             return log_in(&mut tokens);
@@ -148,6 +160,10 @@ fn obtain_any(settings: &Settings, transport: &dyn Transport, want: Want) -> Res
         } else {
             "the store"
         };
+        let from = match (from, tokens.refresh_token_in) {
+            ("the store", RefreshTokenIn::Keyring) => "the keyring",
+            (from, _) => from,
+        };
         format!("refreshing with the refresh token from {from}")
     });
     // A rotating login: mark the refresh as under way, so that if this
@@ -162,7 +178,17 @@ fn obtain_any(settings: &Settings, transport: &dyn Transport, want: Want) -> Res
         Ok(response) => {
             // A refresh that answers with a new refresh token: rotation.
             tokens.rotates |= response.refresh_token.is_some() && env_digest.is_none();
-            keep(&store, &lock, &mut tokens, response, env_digest)
+            let in_use = Some(refresh_token).filter(|_| env_digest.is_none());
+            keep(
+                settings,
+                &store,
+                &lock,
+                &mut tokens,
+                response,
+                env_digest,
+                in_use,
+                false,
+            )
         }
         Err(Failure::OAuth(e)) if e.error == "invalid_grant" => {
             if settings.env_refresh_token.is_some() {
@@ -174,11 +200,16 @@ fn obtain_any(settings: &Settings, transport: &dyn Transport, want: Want) -> Res
             }
             // The refresh token is dead (revoked, expired, or rotated away), and
             // with it the access tokens issued from it: forget both.
+            let was_in_keyring = tokens.refresh_token_in == RefreshTokenIn::Keyring;
             tokens.refresh_token = None;
+            tokens.refresh_token_in = RefreshTokenIn::File;
             tokens.access = None;
             tokens.refresh_started = None;
             tokens.last_failure = None;
             store.save(&tokens, &lock)?;
+            if was_in_keyring {
+                delete_keyring_entry(&store);
+            }
             if died_mid_refresh {
                 report::warn(
                     "a lightfi-token process was stopped between the server's answer to a refresh and storing it; \
@@ -243,7 +274,7 @@ fn repeat(
     } else {
         format!(" (found by another lightfi-token {ago} s ago; not asking again yet: --force-refresh asks now)")
     };
-    if attempt.kind == AttemptKind::Unavailable
+    if matches!(attempt.kind, AttemptKind::Unavailable | AttemptKind::Keyring)
         && let Some(access) = cached(tokens, env_digest, kind, now, 0)
     {
         report::warn(&format!(
@@ -257,6 +288,7 @@ fn repeat(
     let hint = attempt.hint.clone();
     Err(match attempt.kind {
         AttemptKind::Unavailable => Error::ServerUnavailable { msg },
+        AttemptKind::Keyring => Error::KeyringUnavailable { msg, hint },
         AttemptKind::Configuration => Error::Config { msg, hint },
         AttemptKind::Login => Error::LoginFailed {
             msg: format!(
@@ -306,6 +338,8 @@ fn log_in_locked(
     lock: &Lock,
     options: LoginOptions,
 ) -> Result<Access> {
+    // Before any browser opens: a login that could not be stored is lost work.
+    check_keyring_for_login(settings, store)?;
     let (exchanged, finish) = login::run(settings, transport, options)?;
     let result = exchanged.and_then(|response| {
         let mut tokens = store.load()?;
@@ -315,16 +349,28 @@ fn log_in_locked(
                 "the server issued no refresh token: you will have to log in again when this access token expires",
             );
         }
-        let replaced = tokens
-            .refresh_token
-            .clone()
-            .filter(|_| response.refresh_token.is_some());
-        let access = keep(store, lock, &mut tokens, response, None)?;
-        Ok((access, replaced))
+        let replaced = match response.refresh_token {
+            Some(_) => replaceable(store, &tokens),
+            None => None,
+        };
+        let issued = response.refresh_token.clone();
+        match keep(settings, store, lock, &mut tokens, response, None, None, true) {
+            Ok(access) => Ok((access, replaced)),
+            Err(e) => {
+                // Stored nowhere: leave no live token that nobody holds.
+                revoke_unkept(
+                    settings,
+                    transport,
+                    issued,
+                    "the refresh token this login could not store",
+                );
+                Err(e)
+            }
+        }
     });
     finish.tell_browser(result.as_ref().map(|_| ()).map_err(ToString::to_string));
     let (access, replaced) = result?;
-    revoke_replaced(settings, transport, replaced);
+    revoke_unkept(settings, transport, replaced, "the refresh token this login replaced");
     report::note(&format!(
         "logged in (profile `{}`); access token valid until {}",
         settings.profile,
@@ -348,15 +394,22 @@ fn cached(
 }
 
 /// Store what a token response gave us and return the new access token.
-/// A response without `refresh_token` keeps the stored one; a response with
-/// one (rotation, RFC 6749 §6) replaces it. `env_digest` is set when the
-/// refresh used `LIGHTFI_REFRESH_TOKEN`, which is never stored.
+/// A response without `refresh_token` keeps the stored one (`in_use`, moved
+/// to where `storage` wants it if it is elsewhere); a response with one
+/// (rotation, RFC 6749 §6) replaces it. `new_login`: `in_use` or the
+/// response's refresh token is a new login's, stored wherever it was before.
+/// `env_digest` is set when the refresh used `LIGHTFI_REFRESH_TOKEN`, which
+/// is never stored.
+#[allow(clippy::too_many_arguments)]
 fn keep(
+    settings: &Settings,
     store: &Store,
     lock: &Lock,
     tokens: &mut Tokens,
     response: TokenResponse,
     env_digest: Option<String>,
+    in_use: Option<RefreshToken>,
+    new_login: bool,
 ) -> Result<Access> {
     let now = OffsetDateTime::now_utc();
     let now = now.replace_nanosecond(0).unwrap_or(now);
@@ -377,19 +430,195 @@ fn keep(
         }),
         id_token: response.id_token,
     };
+    let mut leave_keyring = false;
     match (response.refresh_token, env_digest) {
         (Some(_), Some(_)) => report::warn(
             "the server rotated LIGHTFI_REFRESH_TOKEN, so it will not work again; \
              this client needs refresh-token rotation off to be used from CI",
         ),
-        (Some(rotated), None) => tokens.refresh_token = Some(rotated),
-        (None, _) => {}
+        (Some(rotated), None) => leave_keyring = place(settings, store, lock, tokens, rotated, new_login)?,
+        (None, None) => {
+            if let Some(token) = in_use.filter(|_| new_login || misplaced(settings, tokens)) {
+                leave_keyring = place(settings, store, lock, tokens, token, new_login)?;
+            }
+        }
+        (None, Some(_)) => {}
     }
     tokens.access = Some(access.clone());
     tokens.last_failure = None;
     tokens.refresh_started = None;
     store.save(tokens, lock)?;
+    // Only once the file no longer points at it.
+    if leave_keyring {
+        delete_keyring_entry(store);
+    }
     Ok(access)
+}
+
+/// The refresh token `tokens` point at: in the file, or read from the
+/// keyring. None when there is none — also when the keyring answered that it
+/// has no entry; an error when the keyring did not answer, which ends with
+/// `outcome` (what became of the login).
+fn stored_refresh_token(store: &Store, tokens: &Tokens, outcome: &str) -> Result<Option<RefreshToken>> {
+    if tokens.refresh_token_in == RefreshTokenIn::File {
+        return Ok(tokens.refresh_token.clone());
+    }
+    match keyring::read(&store.keyring_account()) {
+        Ok(Some(token)) => Ok(Some(token)),
+        Ok(None) => {
+            report::warn(&format!(
+                "the token store says this login's refresh token is in the keyring ({}), but the keyring has no entry \
+                 for service `{}` account `{}` (removed outside lightfi-token?)",
+                keyring::backend(),
+                keyring::SERVICE,
+                store.keyring_account()
+            ));
+            Ok(None)
+        }
+        Err(failure) => Err(keyring_error(store, "read the refresh token from", &failure, outcome)),
+    }
+}
+
+/// The keyring error that names the entry and the fix.
+fn keyring_error(store: &Store, what: &str, failure: &keyring::Failure, outcome: &str) -> Error {
+    Error::KeyringUnavailable {
+        msg: format!(
+            "cannot {what} the keyring ({}, service `{}`, account `{}`): {}; {outcome}",
+            keyring::backend(),
+            keyring::SERVICE,
+            store.keyring_account(),
+            failure.describe()
+        ),
+        hint: format!(
+            "make sure the {} is running and unlocked (on Linux: a Secret Service such as gnome-keyring or KeePassXC \
+             on the D-Bus session bus, DBUS_SESSION_BUS_ADDRESS), then try again; `lightfi-token status` shows where \
+             the login is kept",
+            keyring::backend()
+        ),
+    }
+}
+
+/// Whether the stored refresh token is somewhere else than `storage` wants
+/// it: in the file with `auto` or `keyring` (so a refresh moves it into the
+/// keyring), or in the keyring with `file`.
+fn misplaced(settings: &Settings, tokens: &Tokens) -> bool {
+    match (settings.storage, tokens.refresh_token_in) {
+        (Storage::File, RefreshTokenIn::Keyring) => true,
+        (Storage::Auto | Storage::Keyring, RefreshTokenIn::File) => tokens.refresh_token.is_some(),
+        _ => false,
+    }
+}
+
+/// Put `token` where `storage` says, ready for the caller to save `tokens`.
+/// Into the keyring first, read back, and only then does the file (once
+/// saved) point at it and hold no copy. When the keyring cannot take it, the
+/// token goes to the file (a refresh's token must never be lost; `auto` says
+/// so once per profile, `keyring` every time) — except a new login with
+/// `storage = "keyring"`, which fails and stores nothing. Returns whether
+/// the keyring's entry is to be deleted once the file is saved (moved to the file).
+fn place(
+    settings: &Settings,
+    store: &Store,
+    lock: &Lock,
+    tokens: &mut Tokens,
+    token: RefreshToken,
+    new_login: bool,
+) -> Result<bool> {
+    let was_in_keyring = tokens.refresh_token_in == RefreshTokenIn::Keyring;
+    if settings.storage == Storage::File {
+        tokens.refresh_token = Some(token);
+        tokens.refresh_token_in = RefreshTokenIn::File;
+        return Ok(was_in_keyring);
+    }
+    match keyring::write(&store.keyring_account(), &token) {
+        Ok(()) => {
+            report::debug(|| format!("the refresh token is in the keyring ({})", keyring::backend()));
+            tokens.refresh_token = None;
+            tokens.refresh_token_in = RefreshTokenIn::Keyring;
+            store.forget_warning(lock);
+            Ok(false)
+        }
+        Err(failure) if settings.storage == Storage::Keyring && new_login => Err(keyring_error(
+            store,
+            "store the refresh token in",
+            &failure,
+            "storage is `keyring`, so this login was not stored",
+        )),
+        Err(failure) => {
+            tokens.refresh_token = Some(token);
+            tokens.refresh_token_in = RefreshTokenIn::File;
+            let path = store.path().display();
+            let why = failure.describe();
+            let backend = keyring::backend();
+            if settings.storage == Storage::Keyring {
+                report::warn(&format!(
+                    "storage is `keyring`, but the {backend} cannot take the refresh token ({why}); it is kept in the \
+                     plaintext file {path} (0600) until the keyring answers at a later refresh"
+                ));
+            } else {
+                store.warn_once_per_profile(
+                    &format!(
+                        "no OS keyring answered ({backend}: {why}), so the refresh token is kept in the plaintext file \
+                         {path} (0600); it moves into the keyring at a later refresh when one answers. To keep it in the \
+                         file and silence this, set storage = \"file\" in the profile's table of config.toml (or \
+                         LIGHTFI_STORAGE=file). This is said once per profile."
+                    ),
+                    lock,
+                );
+            }
+            Ok(false)
+        }
+    }
+}
+
+/// Delete the keyring entry of a login whose file no longer points at it
+/// (best effort: a leftover is said, with how to remove it).
+fn delete_keyring_entry(store: &Store) {
+    if let Err(failure) = keyring::delete(&store.keyring_account()) {
+        report::warn(&format!(
+            "could not delete the old refresh token from the keyring ({}); {}",
+            failure.describe(),
+            removal_hint(store)
+        ));
+    }
+}
+
+/// How to remove this login's keyring entry by hand.
+fn removal_hint(store: &Store) -> String {
+    let account = store.keyring_account();
+    let service = keyring::SERVICE;
+    if cfg!(target_os = "macos") {
+        format!("remove it with `security delete-generic-password -s {service} -a {account}`")
+    } else if cfg!(windows) {
+        format!("remove it with `cmdkey /delete:{account}.{service}`")
+    } else {
+        format!("remove it with `secret-tool clear service {service} username {account}`")
+    }
+}
+
+/// With `storage = "keyring"`, fail before a login when the keyring does not
+/// answer: the login could not be stored.
+fn check_keyring_for_login(settings: &Settings, store: &Store) -> Result<()> {
+    if settings.storage != Storage::Keyring {
+        return Ok(());
+    }
+    keyring::read(&store.keyring_account()).map(|_| ()).map_err(|failure| {
+        keyring_error(
+            store,
+            "reach",
+            &failure,
+            "storage is `keyring`, so no login was started",
+        )
+    })
+}
+
+/// The stored refresh token a new login replaces, to revoke it: None when
+/// there is none, or it is in a keyring that does not answer (said).
+fn replaceable(store: &Store, tokens: &Tokens) -> Option<RefreshToken> {
+    stored_refresh_token(store, tokens, "it stays in the keyring").unwrap_or_else(|e| {
+        report::warn(&format!("cannot revoke the refresh token this login replaces: {e}"));
+        None
+    })
 }
 
 /// Forget the cached access token but keep the refresh token, so the next
@@ -424,6 +653,7 @@ pub fn forget_access(settings: &Settings, rejected: Option<&str>) -> Result<bool
 pub fn import(settings: &Settings, transport: &dyn Transport, refresh_token: RefreshToken) -> Result<Access> {
     let store = Store::new(settings);
     let lock = store.lock(settings.lock_timeout)?;
+    check_keyring_for_login(settings, &store)?;
     let response = oauth::token(transport, &oauth::refresh_request(&settings.client, &refresh_token)).map_err(|f| {
         match f.into_refresh_error() {
             Error::RefreshRejected(e) => Error::LoginFailed {
@@ -434,21 +664,37 @@ pub fn import(settings: &Settings, transport: &dyn Transport, refresh_token: Ref
         }
     })?;
     let mut tokens = store.load()?;
-    let replaced = tokens.refresh_token.replace(refresh_token.clone());
+    let replaced = replaceable(&store, &tokens);
     tokens.access = None;
-    let access = keep(&store, &lock, &mut tokens, response, None)?;
-    revoke_replaced(settings, transport, replaced.filter(|old| *old != refresh_token));
+    // Nothing to revoke when it fails: whoever imports the token holds it.
+    let access = keep(
+        settings,
+        &store,
+        &lock,
+        &mut tokens,
+        response,
+        None,
+        Some(refresh_token.clone()),
+        true,
+    )?;
+    revoke_unkept(
+        settings,
+        transport,
+        replaced.filter(|old| *old != refresh_token),
+        "the refresh token this login replaced",
+    );
     Ok(access)
 }
 
-/// Revoke a refresh token that a new login replaced (best effort), so no
-/// live token that nobody holds is left at the server.
-fn revoke_replaced(settings: &Settings, transport: &dyn Transport, replaced: Option<RefreshToken>) {
-    let Some(old) = replaced else { return };
-    if let Err(failure) = oauth::revoke(transport, &oauth::revoke_request(&settings.client, &old)) {
+/// Revoke a refresh token that nobody will hold (best effort): one a new
+/// login replaced, or one it could not store; so no live token that
+/// nobody holds is left at the server.
+fn revoke_unkept(settings: &Settings, transport: &dyn Transport, token: Option<RefreshToken>, which: &str) {
+    let Some(token) = token else { return };
+    if let Err(failure) = oauth::revoke(transport, &oauth::revoke_request(&settings.client, &token)) {
         let why = failure.describe();
         report::warn(&format!(
-            "could not revoke the refresh token this login replaced ({why}); it stays valid at the server until it expires"
+            "could not revoke {which} ({why}); it stays valid at the server until it expires"
         ));
     }
 }
@@ -471,8 +717,11 @@ pub fn log_out(settings: &Settings, transport: &dyn Transport, revoke: bool) -> 
     let store = Store::new(settings);
     let lock = store.lock(settings.lock_timeout)?;
     let tokens = store.load()?;
+    // From wherever it is; a keyring that does not answer stops the logout
+    // before anything is revoked or deleted, so it can be run again.
+    let refresh_token = stored_refresh_token(&store, &tokens, "nothing was revoked or deleted")?;
     let mut revoked = false;
-    if let (true, Some(refresh_token)) = (revoke, &tokens.refresh_token) {
+    if let (true, Some(refresh_token)) = (revoke, &refresh_token) {
         match oauth::revoke(transport, &oauth::revoke_request(&settings.client, refresh_token)) {
             Ok(()) => revoked = true,
             Err(Failure::OAuth(e)) => report::warn(&format!(
@@ -484,7 +733,24 @@ pub fn log_out(settings: &Settings, transport: &dyn Transport, revoke: bool) -> 
             )),
         }
     }
-    let deleted = store.delete(&lock)?;
+    // The keyring's entry first: a file left pointing at a deleted entry
+    // reads as "not logged in", an entry left without its file is forgotten.
+    let in_keyring = tokens.refresh_token_in == RefreshTokenIn::Keyring;
+    let mut deleted = false;
+    if in_keyring || settings.storage != Storage::File {
+        match keyring::delete(&store.keyring_account()) {
+            Ok(existed) => deleted = existed,
+            // Where the file points at the keyring, it answered a moment ago.
+            Err(failure) if in_keyring => report::warn(&format!(
+                "could not delete the refresh token from the keyring ({}); {}",
+                failure.describe(),
+                removal_hint(&store)
+            )),
+            // Only a possible leftover copy: a keyring that is not there has none.
+            Err(failure) => report::debug(|| format!("no leftover keyring entry deleted: {}", failure.describe())),
+        }
+    }
+    deleted |= store.delete(&lock)?;
     Ok(match (deleted, revoked) {
         (_, true) => LoggedOut::Revoked,
         (true, false) => LoggedOut::Deleted,
@@ -798,6 +1064,52 @@ mod tests {
         let now = OffsetDateTime::now_utc();
         assert!(still_applies(&attempt, now, now + Duration::from_secs(20)));
         assert!(!still_applies(&attempt, now, now + Duration::from_secs(31)));
+    }
+
+    #[test]
+    fn a_refresh_token_moves_only_when_storage_wants_it_elsewhere() {
+        let home = tempfile::tempdir().unwrap();
+        let mut s = settings(home.path());
+        let store = Store::new(&s);
+        let mut in_file = store.empty();
+        in_file.refresh_token = Some(RefreshToken::new("r"));
+        let mut in_keyring = store.empty();
+        in_keyring.refresh_token_in = RefreshTokenIn::Keyring;
+        for (storage, tokens, moves) in [
+            (Storage::Auto, &in_file, true),
+            (Storage::Keyring, &in_file, true),
+            (Storage::File, &in_file, false),
+            (Storage::Auto, &in_keyring, false),
+            (Storage::Keyring, &in_keyring, false),
+            (Storage::File, &in_keyring, true),
+            (Storage::Auto, &store.empty(), false),
+        ] {
+            s.storage = storage;
+            assert_eq!(
+                misplaced(&s, tokens),
+                moves,
+                "{storage:?} {:?}",
+                tokens.refresh_token_in
+            );
+        }
+    }
+
+    #[test]
+    fn a_recorded_keyring_failure_is_answered_with_its_own_hint() {
+        let home = tempfile::tempdir().unwrap();
+        let s = settings(home.path());
+        let now = OffsetDateTime::now_utc();
+        let attempt = Attempt {
+            ended_at: now,
+            kind: AttemptKind::Keyring,
+            message: "cannot read the refresh token from the keyring".into(),
+            hint: "unlock it".into(),
+            retry_after: None,
+        };
+        let tokens = Store::new(&s).empty();
+        let err = repeat(&attempt, &tokens, None, TokenKind::Access, now, false).unwrap_err();
+        assert!(matches!(err, Error::KeyringUnavailable { .. }), "{err:?}");
+        assert_eq!((err.exit_code(), err.hint().as_str()), (5, "unlock it"));
     }
 
     #[test]

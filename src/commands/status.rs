@@ -10,7 +10,7 @@ use crate::config::{self, Flags, Settings};
 use crate::error::{Error, Result};
 use crate::output::rfc3339;
 use crate::report;
-use crate::store::Store;
+use crate::store::{RefreshTokenIn, Store};
 
 pub fn run(settings: &Settings, json: bool) -> Result<()> {
     let status = status(settings)?;
@@ -113,6 +113,11 @@ struct Status {
     pub other_logins: Vec<OtherLogin>,
     /// "store", "LIGHTFI_REFRESH_TOKEN", or null when there is none.
     pub refresh_token: Option<&'static str>,
+    /// Where the stored refresh token is (null when none is stored). Read
+    /// from the token file: `status` never opens the keyring.
+    pub refresh_token_in: Option<Place>,
+    /// The `storage` setting: auto, keyring or file.
+    pub storage: &'static str,
     pub access_token: Option<AccessStatus>,
     pub user: Option<String>,
     pub scopes: Vec<String>,
@@ -129,6 +134,21 @@ struct Sources {
     pub redirect_uri: String,
     pub scope: String,
     pub token_kind: String,
+    pub storage: String,
+}
+
+/// Where a stored refresh token is.
+#[derive(Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+enum Place {
+    /// In the OS keyring's entry for service `service` and account `account`.
+    Keyring {
+        backend: &'static str,
+        service: &'static str,
+        account: String,
+    },
+    /// In the token file, in plaintext (mode 0600).
+    File { path: String },
 }
 
 #[derive(Debug, Serialize)]
@@ -159,10 +179,20 @@ fn status(settings: &Settings) -> Result<Status> {
     let from = |source: crate::config::Source| source.describe(&settings.profile);
     let sources = &settings.sources;
     let now = OffsetDateTime::now_utc();
+    let refresh_token_in = match tokens.refresh_token_in {
+        RefreshTokenIn::Keyring => Some(Place::Keyring {
+            backend: crate::keyring::backend(),
+            service: crate::keyring::SERVICE,
+            account: store.keyring_account(),
+        }),
+        RefreshTokenIn::File => tokens.refresh_token.as_ref().map(|_| Place::File {
+            path: store.path().display().to_string(),
+        }),
+    };
     let refresh_token = if settings.env_refresh_token.is_some() {
         Some("LIGHTFI_REFRESH_TOKEN")
     } else {
-        tokens.refresh_token.as_ref().map(|_| "store")
+        refresh_token_in.as_ref().map(|_| "store")
     };
     let claims = tokens
         .access
@@ -196,6 +226,7 @@ fn status(settings: &Settings) -> Result<Status> {
             redirect_uri: from(sources.redirect_uri),
             scope: from(sources.scope),
             token_kind: from(sources.token_kind),
+            storage: from(sources.storage),
         },
         other_logins: store
             .others()
@@ -208,6 +239,8 @@ fn status(settings: &Settings) -> Result<Status> {
             })
             .collect(),
         refresh_token,
+        refresh_token_in,
+        storage: settings.storage.name(),
         access_token: tokens.access.as_ref().map(|a| AccessStatus {
             expires_at: rfc3339(a.expires_at),
             expires_in: a.seconds_left(now).max(0),
@@ -219,10 +252,20 @@ fn status(settings: &Settings) -> Result<Status> {
 }
 
 fn render_text(s: &Status) -> String {
-    let refresh = match s.refresh_token {
-        Some("store") => "stored".to_string(),
-        Some(source) => format!("from {source}"),
-        None => "none (run `lightfi-token login`)".to_string(),
+    let refresh = match (s.refresh_token, &s.refresh_token_in) {
+        (
+            Some("store"),
+            Some(Place::Keyring {
+                backend,
+                service,
+                account,
+            }),
+        ) => {
+            format!("stored in the keyring ({backend}: service {service}, account {account})")
+        }
+        (Some("store"), Some(Place::File { path })) => format!("stored in the plaintext file {path} (0600)"),
+        (Some(source), _) => format!("from {source} (not stored)"),
+        (None, _) => "none (run `lightfi-token login`)".to_string(),
     };
     let access = match &s.access_token {
         Some(a) if a.valid => format!("valid until {} ({})", a.expires_at, minutes(a.expires_in)),
@@ -243,6 +286,7 @@ fn render_text(s: &Status) -> String {
          redirect uri:  {}  ({})\n\
          scope:         {}  ({})\n\
          token handed:  {}  ({})\n\
+         storage:       {}  ({})\n\
          refresh token: {refresh}\n\
          access token:  {access}\n",
         s.profile,
@@ -258,6 +302,8 @@ fn render_text(s: &Status) -> String {
         src.scope,
         s.token_kind,
         src.token_kind,
+        s.storage,
+        src.storage,
     );
     if let Some(user) = &s.user {
         out += &format!("user:          {user}\n");

@@ -345,12 +345,18 @@ impl TestEnv {
     }
 
     /// `lightfi-token ARGS` with nothing from the developer's environment:
-    /// only PATH, a temp home, the fake endpoint and the test client.
+    /// only PATH, a temp home, the fake endpoint and the test client. The
+    /// refresh token goes to the file (`LIGHTFI_STORAGE=file`), and no D-Bus
+    /// session bus is reachable (no DBUS_SESSION_BUS_ADDRESS, XDG_RUNTIME_DIR
+    /// in the temp home): no test touches a real keyring. Keyring tests
+    /// (tests/keyring.rs) opt in with a private bus of their own.
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_lightfi-token"));
         cmd.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", self.home())
+            .env("XDG_RUNTIME_DIR", self.home())
+            .env("LIGHTFI_STORAGE", "file")
             .env("LIGHTFI_TOKEN_HOME", self.home())
             .env("LIGHTFI_OAUTH_URL", self.oauth_url())
             .env("LIGHTFI_CLIENT_ID", CLIENT_ID)

@@ -148,7 +148,8 @@ fn systemd_unit_command_serves_tokens() {
     command.args(&words[1..]).args(["--port", "0"]);
     let serve = Serve::spawn(&t, command);
     assert_serves_the_token(&serve.url, &serve.key);
-    assert!(serve.log().contains("GET /token → 200"), "{}", serve.log());
+    let log = serve.log_with("GET /token → 200");
+    assert!(log.contains("GET /token → 200"), "{log}");
     t.assert_no_leak(serve.log().as_bytes());
 }
 
