@@ -641,3 +641,31 @@ fn sixty_four_concurrent_refreshes_make_one_token_request() {
     assert_eq!(sent[1].field("refresh_token"), Some("refresh-shared"));
     assert_eq!(bus.lookup(&account(&t)).as_deref(), Some("refresh-shared"));
 }
+
+#[test]
+fn doctor_says_which_keyring_answers_and_where_the_token_is() {
+    let t = TestEnv::new();
+    let bus = Bus::with_keyring();
+    assert_exit(&import(&t, &bus, &[], "refresh-doctor"), 0);
+    let doctor = |bus: &Bus| {
+        let out = t.run_cmd(bus.on(t.cmd(&["doctor", "--json"])));
+        t.assert_no_leak(&out.stdout);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let check = v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"] == "keyring")
+            .cloned()
+            .expect("a keyring check");
+        (out.status.code(), check)
+    };
+    let (_, check) = doctor(&bus);
+    assert_eq!(check["status"], "ok", "{check}");
+    assert!(check["message"].as_str().unwrap().contains("Secret Service"), "{check}");
+    // The login lives in the keyring, which stops answering: a failure.
+    drop(bus);
+    let (code, check) = doctor(&Bus::hung());
+    assert_eq!(check["status"], "fail", "{check}");
+    assert_eq!(code, Some(1));
+}

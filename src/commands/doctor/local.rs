@@ -290,3 +290,55 @@ fn group_or_others(meta: &std::fs::Metadata) -> bool {
         false
     }
 }
+
+/// The OS keyring: which one, whether it answers (one read, within the
+/// keyring's own time limit), and where the refresh token is. Never a secret:
+/// only whether an entry is there.
+pub fn keyring(findings: &mut Findings, s: &Settings) {
+    use crate::config::Storage;
+    use crate::store::RefreshTokenIn;
+    let store = Store::new(s);
+    let backend = crate::keyring::backend();
+    let account = store.keyring_account();
+    let in_keyring = store
+        .load()
+        .is_ok_and(|t| t.refresh_token_in == RefreshTokenIn::Keyring);
+    if s.storage == Storage::File && !in_keyring {
+        return findings.ok(
+            "keyring",
+            format!(
+                "not used (storage = file): the refresh token is in the plaintext file {}",
+                store.path().display()
+            ),
+        );
+    }
+    match crate::keyring::read(&account) {
+        Ok(Some(_)) => findings.ok(
+            "keyring",
+            format!("the {backend} answers and holds this login's refresh token (account `{account}`)"),
+        ),
+        Ok(None) if in_keyring => findings.fail(
+            "keyring",
+            format!("the store says the refresh token is in the {backend}, which has no entry `{account}`"),
+            "run `lightfi-token login`",
+        ),
+        Ok(None) => findings.ok(
+            "keyring",
+            format!("the {backend} answers; the next login or refresh stores the refresh token there"),
+        ),
+        Err(e) if in_keyring || s.storage == Storage::Keyring => findings.fail(
+            "keyring",
+            format!("the {backend} does not answer: {}", e.describe()),
+            "start or unlock it (on Linux: a Secret Service such as gnome-keyring in your session), then try again",
+        ),
+        Err(e) => findings.warn(
+            "keyring",
+            format!(
+                "the {backend} does not answer ({}): the refresh token is kept in the plaintext file {}",
+                e.describe(),
+                store.path().display()
+            ),
+            "start a Secret Service (e.g. gnome-keyring) in your session, or set storage = \"file\" to say this is meant",
+        ),
+    }
+}

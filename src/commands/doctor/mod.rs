@@ -80,6 +80,7 @@ pub fn run(flags: &Flags, json: bool, refresh: bool) -> Result<()> {
             local::settings(&mut findings, &settings);
             local::store(&mut findings, &settings);
             local::login(&mut findings, &settings);
+            local::keyring(&mut findings, &settings);
             local::lock(&mut findings, &settings);
             local::callback_port(&mut findings, &settings);
             remote::check(&mut findings, &settings, refresh);
