@@ -124,6 +124,7 @@ fn a_healthy_setup_passes_and_names_where_each_setting_came_from() {
             "settings",
             "store",
             "login",
+            "keyring",
             "lock",
             "callback_port",
             "authorize",
