@@ -42,6 +42,30 @@ pub struct Cli {
 }
 
 impl Cli {
+    /// The command line `lightfi-token` (`raw`: `lightfi-token -r`) as clap
+    /// would parse it. These two, the ones scripts run on every call, carry
+    /// no option to read, so the cached path can skip building and running
+    /// the parser, which costs more than the rest of that path.
+    pub fn plain_get(raw: bool) -> Cli {
+        Cli {
+            global: Flags::default(),
+            get: GetArgs {
+                raw,
+                ..GetArgs::default()
+            },
+            command: None,
+        }
+    }
+
+    /// [`Cli::plain_get`] for the arguments after the program's name, when
+    /// they are one of those two command lines.
+    pub fn plain(args: &[OsString]) -> Option<Cli> {
+        match args {
+            [] => Some(Cli::plain_get(false)),
+            [one] if one == "-r" => Some(Cli::plain_get(true)),
+            _ => None,
+        }
+    }
     /// The command to run (`get` when none was named) and the global options,
     /// whether given before or after the command's name (after wins). `get`'s
     /// options before another command's name are a usage error.
@@ -476,6 +500,21 @@ mod tests {
             }
         ));
         assert!(Cli::try_parse_from(["lightfi-token", "serve", "--rotate-key", "--show-key"]).is_err());
+    }
+
+    #[test]
+    fn the_plain_command_lines_are_what_clap_parses() {
+        for (argv, raw) in [(&["lightfi-token"][..], false), (&["lightfi-token", "-r"][..], true)] {
+            let parsed = Cli::try_parse_from(argv).unwrap();
+            let args: Vec<OsString> = argv[1..].iter().map(OsString::from).collect();
+            let plain = Cli::plain(&args).unwrap();
+            assert_eq!(format!("{parsed:?}"), format!("{plain:?}"), "{argv:?}");
+            assert_eq!(format!("{plain:?}"), format!("{:?}", Cli::plain_get(raw)));
+        }
+        for other in [&["-rv"][..], &["--raw"], &["-r", "-r"], &["get"], &["-q"]] {
+            let args: Vec<OsString> = other.iter().map(OsString::from).collect();
+            assert!(Cli::plain(&args).is_none(), "{other:?}");
+        }
     }
 
     #[test]

@@ -60,6 +60,9 @@ fn start() {
 /// (`from_arg_matches_mut`) rather than out of a copy of them.
 fn parse_args(args: Vec<OsString>) -> Result<Cli, clap::Error> {
     use clap::{CommandFactory, FromArgMatches};
+    if let Some(cli) = Cli::plain(args.get(1..).unwrap_or_default()) {
+        return Ok(cli);
+    }
     let command = std::mem::ManuallyDrop::new(Cli::command());
     let mut command = command;
     let mut matches = std::mem::ManuallyDrop::new(command.try_get_matches_from_mut(args)?);
