@@ -412,6 +412,16 @@ pub enum Prompt {
     Consent,
 }
 
+/// Every subcommand's name, for the tests of what is generated from them.
+#[cfg(test)]
+pub fn subcommand_names() -> Vec<String> {
+    use clap::CommandFactory;
+    Cli::command()
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

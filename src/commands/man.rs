@@ -311,16 +311,7 @@ mod tests {
             page[PREAMBLE.len()..].starts_with(".TH LIGHTFI-TOKEN 1 \"\" \"lightfi-token "),
             "{page}"
         );
-        for command in [
-            "login",
-            "logout",
-            "status",
-            "git-credential",
-            "exec",
-            "serve",
-            "completions",
-            "man",
-        ] {
+        for command in crate::cli::subcommand_names() {
             let roff = format!("lightfi\\-token {}", command.replace('-', "\\-"));
             assert!(page.contains(&roff), "no `{roff}`");
         }
