@@ -77,6 +77,11 @@ impl Attributes {
     pub fn has_capability(&self, name: &str) -> bool {
         self.0.iter().any(|(k, v)| k == "capability[]" && v == name)
     }
+
+    /// Every attribute, in order.
+    pub fn pairs(&self) -> &[(String, String)] {
+        &self.0
+    }
 }
 
 /// Why git's input or our output does not fit the protocol.
