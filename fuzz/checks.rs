@@ -12,6 +12,7 @@
 #![allow(dead_code)] // each fuzz target uses one check
 
 use std::fs;
+use std::ops::Range;
 use std::path::Path;
 use std::time::Duration;
 
@@ -22,6 +23,8 @@ use lightfi_token::oauth::{self, Answer};
 use lightfi_token::secret::{AccessToken, IdToken, RefreshToken};
 use lightfi_token::store::{self, Access, Attempt, Store, Tokens};
 use serde_json::Value;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
 
 /// Secrets shorter than this are not looked for: any message holds such strings.
 const MIN_SECRET: usize = 4;
@@ -218,15 +221,17 @@ pub fn config_toml(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return; // read_to_string refuses it before any value is parsed
     };
+    // Only a document that parses has values: toml's syntax errors are fixed texts.
     let message = shown(&resolved);
-    for secret in secret_candidates(text) {
-        if !message.contains(&secret) || !only_in_secret_values(text, &secret) {
+    let secrets = secret_values(text);
+    for (secret, _, _) in &secrets {
+        if !message.contains(secret.as_str()) {
             continue;
         }
-        let changed = text.replace(&secret, &shifted(&secret));
+        let changed = with_secret_shifted(text, &secrets, secret);
         let message_for_changed = shown(&resolve_config(changed.as_bytes()));
         assert!(
-            !leaked(&secret, &message, Some(&message_for_changed)),
+            !leaked(secret, &message, Some(&message_for_changed)),
             "the client secret {secret:?} is in: {message}"
         );
     }
@@ -250,46 +255,66 @@ fn shown(resolved: &lightfi_token::error::Result<(Settings, Vec<String>)>) -> St
     }
 }
 
-/// Byte ranges of the text after `client_secret =` up to the end of its line.
-fn secret_value_spans(text: &str) -> Vec<std::ops::Range<usize>> {
-    let mut spans = Vec::new();
-    let mut line_start = 0;
-    for line in text.split_inclusive('\n') {
-        let mut from = 0;
-        while let Some(at) = line[from..].find("client_secret") {
-            let after = from + at + "client_secret".len();
-            let rest = line[after..].trim_start_matches(['"', '\'', ' ', '\t']);
-            if let Some(value) = rest.strip_prefix('=') {
-                spans.push(line_start + line.len() - value.len()..line_start + line.len());
-            }
-            from = after;
-        }
-        line_start += line.len();
-    }
-    spans
-}
-
-/// The words of `client_secret` values: what a message must not repeat.
-fn secret_candidates(text: &str) -> Vec<String> {
-    let separators = |c: char| c.is_whitespace() || "\"'#,[]{}=".contains(c);
-    let mut found: Vec<String> = Vec::new();
-    for span in secret_value_spans(text) {
-        for word in text[span].split(separators) {
-            let alnum = word.chars().filter(char::is_ascii_alphanumeric).count();
-            if word.chars().count() >= 6 && alnum >= 3 && !found.iter().any(|f| f == word) {
-                found.push(word.to_string());
-            }
+/// The values of the `client_secret` keys of a TOML document (at any depth,
+/// and what is inside them): each value as text, the span of its source,
+/// and whether it is a string.
+fn secret_values(text: &str) -> Vec<(String, Range<usize>, bool)> {
+    fn table(table: &DeTable<'_>, secret: bool, out: &mut Vec<(String, Range<usize>, bool)>) {
+        for (key, value) in table.iter() {
+            item(value, secret || key.get_ref() == "client_secret", out);
         }
     }
-    found
+    fn item(value: &Spanned<DeValue<'_>>, secret: bool, out: &mut Vec<(String, Range<usize>, bool)>) {
+        let leaf = match value.get_ref() {
+            DeValue::Table(t) => return table(t, secret, out),
+            DeValue::Array(items) => return items.iter().for_each(|v| item(v, secret, out)),
+            DeValue::String(s) => (s.to_string(), true),
+            DeValue::Integer(i) => (i.as_str().to_string(), false),
+            DeValue::Float(f) => (f.as_str().to_string(), false),
+            DeValue::Boolean(b) => (b.to_string(), false),
+            DeValue::Datetime(d) => (d.to_string(), false),
+        };
+        if secret {
+            out.push((leaf.0, value.span(), leaf.1));
+        }
+    }
+    let mut out = Vec::new();
+    if let Ok(document) = DeTable::parse(text) {
+        table(document.get_ref(), false, &mut out);
+    }
+    out
 }
 
-/// Whether `word` occurs in `text` only inside `client_secret` values (not
-/// also as a key, a profile name or another setting, which may be shown).
-fn only_in_secret_values(text: &str, word: &str) -> bool {
-    let spans = secret_value_spans(text);
-    text.match_indices(word)
-        .all(|(at, _)| spans.iter().any(|s| s.start <= at && at + word.len() <= s.end))
+/// `text` with each `client_secret` value equal to `secret` replaced by a
+/// value of the same kind holding `shifted(secret)`.
+fn with_secret_shifted(text: &str, secrets: &[(String, Range<usize>, bool)], secret: &str) -> String {
+    let mut spans: Vec<&(String, Range<usize>, bool)> = secrets.iter().filter(|(v, _, _)| v == secret).collect();
+    spans.sort_by_key(|(_, span, _)| std::cmp::Reverse(span.start));
+    let mut changed = text.to_string();
+    for (_, span, is_string) in spans {
+        let replacement = if *is_string {
+            toml_string(&shifted(secret))
+        } else {
+            shifted(&text[span.clone()])
+        };
+        changed.replace_range(span.clone(), &replacement);
+    }
+    changed
+}
+
+/// `value` as a TOML basic string.
+fn toml_string(value: &str) -> String {
+    let mut out = String::from("\"");
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 // ---------------------------------------------------------------- store file
