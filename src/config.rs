@@ -670,7 +670,10 @@ fn check_profile_name(profile: &str) -> Result<()> {
 /// The OAuth base URL must be https, except on loopback (tests, local servers):
 /// the client secret and refresh token travel in its requests.
 fn check_oauth_url(raw: &str) -> Result<String> {
-    let trimmed = raw.trim_end_matches('/');
+    // The URL parser ignores trailing spaces and control characters, but not
+    // once `/token` follows them (`https://idp.example /token` has no valid
+    // host): drop them with the trailing slashes.
+    let trimmed = raw.trim_end_matches(|c: char| c == '/' || c <= ' ');
     // A URL with `user:password@` is not echoed: the password would be printed.
     let shown = if raw.contains('@') {
         "(not shown: it has an @)"
@@ -875,6 +878,21 @@ mod tests {
         let h = home.path().to_str().unwrap();
         let s = resolved(&args(&[]), env_of(&[("LIGHTFI_TOKEN_HOME", h)])).unwrap();
         assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn trailing_spaces_go_with_the_trailing_slashes() {
+        for raw in [
+            "https://idp.example ",
+            "https://idp.example/\n",
+            "https://idp.example \t/ ",
+        ] {
+            assert_eq!(check_oauth_url(raw).unwrap(), "https://idp.example", "{raw:?}");
+        }
+        assert_eq!(
+            check_oauth_url("https://idp.example/oauth2 ").unwrap(),
+            "https://idp.example/oauth2"
+        );
     }
 
     #[test]

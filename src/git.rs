@@ -77,6 +77,11 @@ impl Attributes {
     pub fn has_capability(&self, name: &str) -> bool {
         self.0.iter().any(|(k, v)| k == "capability[]" && v == name)
     }
+
+    /// Every attribute, in order.
+    pub fn pairs(&self) -> &[(String, String)] {
+        &self.0
+    }
 }
 
 /// Why git's input or our output does not fit the protocol.
@@ -88,9 +93,10 @@ pub enum ProtocolError {
         line: usize,
         why: &'static str,
     },
-    /// A value for `key` contains a newline or NUL, which the protocol cannot carry.
+    /// The attribute `key` cannot be sent so that git reads it back as written.
     Unencodable {
         key: String,
+        why: &'static str,
     },
 }
 
@@ -99,9 +105,7 @@ impl fmt::Display for ProtocolError {
         match self {
             ProtocolError::Io(e) => write!(f, "{e}"),
             ProtocolError::Malformed { line, why } => write!(f, "line {line} {why}"),
-            ProtocolError::Unencodable { key } => {
-                write!(f, "the value of `{key}` contains a newline or NUL byte")
-            }
+            ProtocolError::Unencodable { key, why } => write!(f, "cannot send `{key}`: {why}"),
         }
     }
 }
@@ -163,9 +167,11 @@ pub fn read_attributes(input: impl Read) -> Result<Attributes, ProtocolError> {
 pub fn write_attributes(out: &mut impl Write, attrs: &[(&str, String)]) -> Result<(), ProtocolError> {
     let mut text = String::new();
     for (key, value) in attrs {
-        let bad_key = key.is_empty() || key.contains(['=', '\n', '\0']);
-        if bad_key || value.contains(['\n', '\0']) {
-            return Err(ProtocolError::Unencodable { key: key.to_string() });
+        if let Some(why) = unencodable(key, value) {
+            return Err(ProtocolError::Unencodable {
+                key: key.to_string(),
+                why,
+            });
         }
         text.push_str(key);
         text.push('=');
@@ -175,6 +181,22 @@ pub fn write_attributes(out: &mut impl Write, attrs: &[(&str, String)]) -> Resul
     out.write_all(text.as_bytes())
         .and_then(|()| out.flush())
         .map_err(ProtocolError::Io)
+}
+
+/// Why the line `key=value` would not reach git as written, if it would not.
+fn unencodable(key: &str, value: &str) -> Option<&'static str> {
+    if key.is_empty() || key.contains(['=', '\n', '\0']) {
+        Some("the key is empty or contains `=`, a newline or a NUL byte")
+    } else if value.contains(['\n', '\0']) {
+        Some("the value contains a newline or a NUL byte")
+    } else if value.ends_with('\r') {
+        // git drops a `\r` before the newline, as read_attributes does.
+        Some("the value ends with a carriage return")
+    } else if key.len() + value.len() + 2 > MAX_LINE {
+        Some("the line would be longer than 65535 bytes")
+    } else {
+        None
+    }
 }
 
 /// Refuse to answer for a destination that must not see a LightFi token.
@@ -293,9 +315,20 @@ mod tests {
             let mut out = Vec::new();
             let attrs = [("username", "oauth2".to_string()), ("password", bad.to_string())];
             let err = write_attributes(&mut out, &attrs).unwrap_err();
-            assert!(matches!(err, ProtocolError::Unencodable { ref key } if key == "password"));
+            assert!(matches!(err, ProtocolError::Unencodable { ref key, .. } if key == "password"));
             assert!(out.is_empty(), "nothing is written before the check");
         }
+        // git would read these back otherwise: without the `\r`, or not at all.
+        let long = "x".repeat(MAX_LINE - "password=\n".len() + 1);
+        for bad in ["tok\r".to_string(), long] {
+            let mut out = Vec::new();
+            let err = write_attributes(&mut out, &[("password", bad)]).unwrap_err();
+            assert!(matches!(err, ProtocolError::Unencodable { .. }), "{err}");
+            assert!(out.is_empty());
+        }
+        let longest = "x".repeat(MAX_LINE - "password=\n".len());
+        assert_eq!(written(&[("password", longest.clone())]).len(), MAX_LINE);
+        assert_eq!(written(&[("password", "a\rb".into())]), "password=a\rb\n");
         let mut out = Vec::new();
         assert!(write_attributes(&mut out, &[("a=b", "v".into())]).is_err());
         assert!(out.is_empty());

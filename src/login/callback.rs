@@ -169,7 +169,7 @@ pub struct Wait<'a> {
 }
 
 /// What a callback (or a pasted URL) says.
-enum Callback {
+pub enum Callback {
     Code(AuthorizationCode),
     Error {
         error: String,
@@ -225,7 +225,7 @@ impl Wait<'_> {
                     }
                 },
             };
-            match self.classify(&query) {
+            match parse_callback_query(&query, self.state) {
                 Callback::Code(code) => return Ok((code, reply)),
                 Callback::Error { error, description } => {
                     let (error, description) = (report::sanitize(&error), description.map(|d| report::sanitize(&d)));
@@ -267,34 +267,35 @@ impl Wait<'_> {
         let (path, query) = request.url().split_once('?').unwrap_or((request.url(), ""));
         (path == self.redirect.uri.path()).then(|| query.to_string())
     }
+}
 
-    fn classify(&self, query: &str) -> Callback {
-        let (mut code, mut state, mut error, mut description) = (None, None, None, None);
-        for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
-            match key.as_ref() {
-                "code" => code = Some(value.into_owned()),
-                "state" => state = Some(value.into_owned()),
-                "error" => error = Some(value.into_owned()),
-                "error_description" => description = Some(value.into_owned()),
-                _ => {} // e.g. `iss` (RFC 9207)
-            }
+/// What the callback query `query` says to the login whose `state` is `expected_state`.
+pub fn parse_callback_query(query: &str, expected_state: &str) -> Callback {
+    let (mut code, mut state, mut error, mut description) = (None, None, None, None);
+    for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        match key.as_ref() {
+            "code" => code = Some(value.into_owned()),
+            "state" => state = Some(value.into_owned()),
+            "error" => error = Some(value.into_owned()),
+            "error_description" => description = Some(value.into_owned()),
+            _ => {} // e.g. `iss` (RFC 9207)
         }
-        // Compare in constant time: the state is the login's CSRF secret.
-        let state_ok = state.is_some_and(|s| bool::from(s.as_bytes().ct_eq(self.state.as_bytes())));
-        match (state_ok, code, error) {
-            (false, _, _) => Callback::Foreign,
-            (true, _, Some(error)) => Callback::Error { error, description },
-            (true, Some(code), None) if !code.is_empty() => Callback::Code(AuthorizationCode::new(code)),
-            (true, _, None) => Callback::Error {
-                error: "invalid_request".into(),
-                description: Some("no code in the callback".into()),
-            },
-        }
+    }
+    // Compare in constant time: the state is the login's CSRF secret.
+    let state_ok = state.is_some_and(|s| bool::from(s.as_bytes().ct_eq(expected_state.as_bytes())));
+    match (state_ok, code, error) {
+        (false, _, _) => Callback::Foreign,
+        (true, _, Some(error)) => Callback::Error { error, description },
+        (true, Some(code), None) if !code.is_empty() => Callback::Code(AuthorizationCode::new(code)),
+        (true, _, None) => Callback::Error {
+            error: "invalid_request".into(),
+            description: Some("no code in the callback".into()),
+        },
     }
 }
 
 /// The query part of a pasted redirect: a whole URL, or just `code=…&state=…`.
-fn pasted_query(line: &str) -> Option<String> {
+pub fn pasted_query(line: &str) -> Option<String> {
     let line = line.trim();
     let query = match Url::parse(line) {
         Ok(url) => url.query()?.to_string(),
@@ -337,7 +338,6 @@ fn html_escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::mpsc;
 
     #[test]
     fn redirect_uri_decides_where_to_listen() {
@@ -367,25 +367,15 @@ mod tests {
 
     #[test]
     fn callbacks_need_the_exact_state() {
-        let redirect = Redirect::parse("http://localhost:3000", false).unwrap();
-        let (_tx, inbox) = mpsc::channel();
-        let wait = Wait {
-            inbox,
-            redirect: &redirect,
-            state: "s1",
-            deadline: Instant::now(),
-        };
-        assert!(matches!(wait.classify("code=c&state=s1&iss=x"), Callback::Code(_)));
-        assert!(matches!(wait.classify("code=c&state=s2"), Callback::Foreign));
-        assert!(matches!(wait.classify("code=c"), Callback::Foreign));
+        let classify = |query| parse_callback_query(query, "s1");
+        assert!(matches!(classify("code=c&state=s1&iss=x"), Callback::Code(_)));
+        assert!(matches!(classify("code=c&state=s2"), Callback::Foreign));
+        assert!(matches!(classify("code=c"), Callback::Foreign));
         assert!(matches!(
-            wait.classify("error=access_denied&state=s1"),
+            classify("error=access_denied&state=s1"),
             Callback::Error { .. }
         ));
-        assert!(matches!(
-            wait.classify("error=access_denied&state=nope"),
-            Callback::Foreign
-        ));
+        assert!(matches!(classify("error=access_denied&state=nope"), Callback::Foreign));
     }
 
     #[test]

@@ -24,6 +24,9 @@ use crate::report;
 use crate::secret::PkceVerifier;
 
 pub use callback::Finish;
+// For the fuzz targets and their regression tests: the callback parsing without a server.
+#[doc(hidden)]
+pub use callback::{Callback, parse_callback_query, pasted_query};
 use callback::{Redirect, Wait};
 
 /// How long a browser login may take unless `--timeout` says otherwise.
