@@ -14,9 +14,8 @@
 use std::fs;
 use std::ops::Range;
 use std::path::Path;
-use std::time::Duration;
 
-use lightfi_token::config::{self, Client, Endpoints, Flags, Settings, Source, Sources, Storage, TokenKind};
+use lightfi_token::config::{self, Flags, Settings};
 use lightfi_token::git::{self, ProtocolError};
 use lightfi_token::login::{self, Callback};
 use lightfi_token::oauth::{self, Answer};
@@ -384,36 +383,7 @@ pub fn store_file(data: &[u8]) {
 
 /// Settings whose store is in `home`, for client [`STORE_CLIENT_ID`] at [`STORE_OAUTH_URL`].
 pub fn store_settings(home: &Path) -> Settings {
-    Settings {
-        profile: "default".into(),
-        home: home.to_path_buf(),
-        client: Client {
-            id: STORE_CLIENT_ID.into(),
-            secret: None,
-            endpoints: Endpoints {
-                base: STORE_OAUTH_URL.into(),
-            },
-        },
-        redirect_uri: config::DEFAULT_REDIRECT_URI.into(),
-        scope: config::DEFAULT_SCOPE.into(),
-        token_kind: TokenKind::Access,
-        storage: Storage::File,
-        env_refresh_token: None,
-        http_timeout: Duration::from_secs(1),
-        lock_timeout: Duration::from_secs(1),
-        non_interactive: true,
-        sources: Sources {
-            profile: Source::Default,
-            home: Source::Flag("--home"),
-            oauth_url: Source::Flag("--oauth-url"),
-            client_id: Source::Flag("--client-id"),
-            client_secret: None,
-            redirect_uri: Source::Default,
-            scope: Source::Default,
-            token_kind: Source::Default,
-            storage: Source::Default,
-        },
-    }
+    Settings::for_tests(home, STORE_OAUTH_URL)
 }
 
 /// Equal in every field, offsets of the times included (`==` on a time

@@ -205,9 +205,9 @@ pub struct Endpoints {
 }
 
 impl Settings {
-    /// Settings for in-process tests: profile `default` in `home`, client
-    /// `client` without a secret at `oauth_url`, no terminal.
-    #[cfg(test)]
+    /// Settings for in-process tests and the fuzz checks: profile `default`
+    /// in `home`, client `client` without a secret at `oauth_url`, no terminal.
+    #[doc(hidden)]
     pub fn for_tests(home: &Path, oauth_url: &str) -> Settings {
         Settings {
             profile: DEFAULT_PROFILE.into(),
