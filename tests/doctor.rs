@@ -369,31 +369,12 @@ fn git_and_kubectl_set_up_by_setup_are_recognised() {
 #[test]
 fn doctor_starts_git_and_kubectl_without_the_secrets_in_their_environment() {
     let t = TestEnv::new();
-    let fake = t.home().join("fake-bin");
-    let dumps = t.home().join("dumps");
-    std::fs::create_dir_all(&fake).unwrap();
-    std::fs::create_dir_all(&dumps).unwrap();
-    for tool in ["git", "kubectl"] {
-        let script = fake.join(tool);
-        std::fs::write(
-            &script,
-            format!(
-                "#!/bin/sh\nenv > '{}'/{tool}.$$\necho '{{}}'\nexit 0\n",
-                dumps.display()
-            ),
-        )
-        .unwrap();
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    let path = std::env::join_paths(
-        std::iter::once(fake.clone()).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
-    )
-    .unwrap();
+    let tools = EnvRecordingTools::new(&t, &[("git", "echo '{}'; exit 0"), ("kubectl", "echo '{}'; exit 0")]);
     t.forbid("legacy-secret-value");
     t.forbid("ci-refresh-token-value");
     answers_like_a_token_endpoint(&t);
     let mut cmd = doctor_cmd(&t, &[]);
-    cmd.env("PATH", path)
+    cmd.env("PATH", &tools.path)
         .env("CLIENT_SECRET", "legacy-secret-value")
         .env("LIGHTFI_REFRESH_TOKEN", "ci-refresh-token-value");
     let out = run(&t, cmd);
@@ -402,16 +383,7 @@ fn doctor_starts_git_and_kubectl_without_the_secrets_in_their_environment() {
         "{}",
         stdout(&out)
     );
-    let dumped: Vec<(String, String)> = std::fs::read_dir(&dumps)
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            (
-                e.file_name().to_string_lossy().into_owned(),
-                std::fs::read_to_string(e.path()).unwrap(),
-            )
-        })
-        .collect();
+    let dumped = tools.runs();
     for tool in ["git.", "kubectl."] {
         assert!(
             dumped.iter().any(|(name, _)| name.starts_with(tool)),

@@ -699,37 +699,16 @@ fn setup_git_keeps_other_helpers_of_the_section_and_follows_the_profile() {
 fn setup_git_starts_git_without_the_secrets_in_its_environment() {
     let t = TestEnv::new();
     // A `git` first on PATH that writes down the environment it was given.
-    let fake = t.home().join("fake-bin");
-    let dumps = t.home().join("dumps");
-    std::fs::create_dir_all(&fake).unwrap();
-    std::fs::create_dir_all(&dumps).unwrap();
-    let script = fake.join("git");
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\nenv > '{}'/env.$$\ncase \"$*\" in *--get-all*) exit 1;; esac\nexit 0\n",
-            dumps.display()
-        ),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let path = std::env::join_paths(
-        std::iter::once(fake.clone()).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
-    )
-    .unwrap();
+    let tools = EnvRecordingTools::new(&t, &[("git", "case \"$*\" in *--get-all*) exit 1;; esac\nexit 0")]);
     t.forbid("legacy-secret-value");
     t.forbid("ci-refresh-token-value");
     let mut cmd = t.cmd(&["setup", "git"]);
-    cmd.env("PATH", path)
+    cmd.env("PATH", &tools.path)
         .env("CLIENT_SECRET", "legacy-secret-value")
         .env("LIGHTFI_REFRESH_TOKEN", "ci-refresh-token-value");
     let out = t.run_cmd(cmd);
     assert_exit(&out, 0);
-    let envs: Vec<String> = std::fs::read_dir(&dumps)
-        .unwrap()
-        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
-        .collect();
+    let envs: Vec<String> = tools.runs().into_iter().map(|(_, env)| env).collect();
     assert!(
         envs.len() >= 3,
         "git was run for the reads and the changes: {}",

@@ -637,3 +637,53 @@ fn is_root() -> bool {
 fn is_root() -> bool {
     false
 }
+
+/// Programs first on PATH that write down the environment they were given
+/// (one file per run, `<tool>.<pid>`), then run the rest of their script:
+/// to check what lightfi-token passes to the programs it starts.
+#[cfg(unix)]
+pub struct EnvRecordingTools {
+    /// The PATH to give lightfi-token: these tools first.
+    pub path: std::ffi::OsString,
+    dumps: PathBuf,
+}
+
+#[cfg(unix)]
+impl EnvRecordingTools {
+    /// `tools`: each program's name and the shell lines it runs after recording.
+    pub fn new(t: &TestEnv, tools: &[(&str, &str)]) -> EnvRecordingTools {
+        use std::os::unix::fs::PermissionsExt;
+        let fake = t.home().join("fake-bin");
+        let dumps = t.home().join("dumps");
+        std::fs::create_dir_all(&fake).unwrap();
+        std::fs::create_dir_all(&dumps).unwrap();
+        for (tool, then) in tools {
+            let script = fake.join(tool);
+            std::fs::write(
+                &script,
+                format!("#!/bin/sh\nenv > '{}'/{tool}.$$\n{then}\n", dumps.display()),
+            )
+            .unwrap();
+            std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let path = std::env::join_paths(
+            std::iter::once(fake).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
+        )
+        .unwrap();
+        EnvRecordingTools { path, dumps }
+    }
+
+    /// Each run's file name (`<tool>.<pid>`) and the environment it recorded.
+    pub fn runs(&self) -> Vec<(String, String)> {
+        std::fs::read_dir(&self.dumps)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    std::fs::read_to_string(e.path()).unwrap(),
+                )
+            })
+            .collect()
+    }
+}
