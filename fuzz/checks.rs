@@ -539,7 +539,12 @@ pub fn token_response(body: &[u8]) {
                 retry_after: None,
                 body: body.to_vec(),
             };
-            match oauth::token_answer(TOKEN_URL, &answer) {
+            let post = oauth::FormPost {
+                url: TOKEN_URL.into(),
+                form: vec![],
+                basic: None,
+            };
+            match oauth::token_answer(&post, &answer) {
                 Ok(_) => None,
                 Err(failure) => {
                     let shown = failure.describe();

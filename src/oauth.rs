@@ -27,8 +27,9 @@ const RETRIES: u32 = 2;
 /// The longest `Retry-After` we honour.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// The most of a response body we read: token answers are a few KiB, and a
-/// server that never stops sending must not fill our memory.
+/// The most of a response body we take: token answers are a few KiB, and a
+/// server that never stops sending must not fill our memory. One byte more
+/// is read, so an answer past the limit is told from one at it.
 pub const MAX_BODY: u64 = 1 << 20;
 
 /// A successful token response (RFC 6749 §5.1).
@@ -104,13 +105,42 @@ impl std::fmt::Debug for FormPost {
     }
 }
 
+/// The form fields whose values are secrets.
+const SECRET_FIELDS: [&str; 4] = ["refresh_token", "code", "code_verifier", "token"];
+
+impl FormPost {
+    /// Every secret this request carries (a refresh token, a code, a
+    /// verifier, the client secret), as given and as form-encoded on the
+    /// wire, longest first: a server may echo any of them in its answer.
+    fn secrets(&self) -> Vec<String> {
+        let mut given: Vec<String> = self
+            .form
+            .iter()
+            .filter(|(key, _)| SECRET_FIELDS.contains(key))
+            .map(|(_, value)| value.clone())
+            .collect();
+        if let Some((_, password)) = &self.basic {
+            given.extend(url::form_urlencoded::parse(format!("s={password}").as_bytes()).map(|(_, v)| v.into_owned()));
+            given.push(password.clone());
+        }
+        let encoded: Vec<String> = given
+            .iter()
+            .map(|s| url::form_urlencoded::byte_serialize(s.as_bytes()).collect())
+            .collect();
+        let mut all: Vec<String> = given.into_iter().chain(encoded).filter(|s| !s.is_empty()).collect();
+        all.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        all.dedup();
+        all
+    }
+}
+
 /// What came back, as far as we look at it.
 #[derive(Debug, Clone)]
 pub struct Answer {
     pub status: u16,
     /// `Retry-After` in seconds (RFC 9110 §10.2.3), capped; the date form is ignored.
     pub retry_after: Option<Duration>,
-    /// At most [`MAX_BODY`] bytes.
+    /// At most [`MAX_BODY`] + 1 bytes: longer means the server sent more than we take.
     pub body: Vec<u8>,
 }
 
@@ -219,7 +249,7 @@ impl Http {
         let retry_after = retry_after(&response);
         let mut body = Vec::new();
         response
-            .take(MAX_BODY)
+            .take(MAX_BODY + 1)
             .read_to_end(&mut body)
             .map_err(|e| format!("reading the answer of {} failed: {e}", post.url))?;
         Ok(Answer {
@@ -358,7 +388,7 @@ pub fn jitter(base: Duration) -> Duration {
 /// A token request: send it and read the answer.
 pub fn token(transport: &dyn Transport, post: &FormPost) -> Result<TokenResponse, Failure> {
     let answer = send(transport, post)?;
-    token_answer(&post.url, &answer)
+    token_answer(post, &answer)
 }
 
 /// A revocation: any 2xx is success.
@@ -367,7 +397,7 @@ pub fn revoke(transport: &dyn Transport, post: &FormPost) -> Result<(), Failure>
     if (200..300).contains(&answer.status) {
         return Ok(());
     }
-    match oauth_error(&answer.body) {
+    match oauth_error(&answer.body, post) {
         Some(e) => Err(Failure::OAuth(e)),
         None if answer.status == 404 || answer.status == 405 => Err(Failure::WrongUrl(format!(
             "{} answered HTTP {}: is the OAuth URL right?",
@@ -380,14 +410,20 @@ pub fn revoke(transport: &dyn Transport, post: &FormPost) -> Result<(), Failure>
     }
 }
 
-/// What a token endpoint's answer means.
-pub fn token_answer(url: &str, answer: &Answer) -> Result<TokenResponse, Failure> {
-    let status = answer.status;
+/// What a token endpoint's answer to `post` means.
+pub fn token_answer(post: &FormPost, answer: &Answer) -> Result<TokenResponse, Failure> {
+    let (url, status) = (&post.url, answer.status);
     if (200..300).contains(&status) {
+        if answer.body.len() as u64 > MAX_BODY {
+            return Err(Failure::unavailable(format!(
+                "{url} answered with a body larger than the limit of {} MiB ({MAX_BODY} bytes)",
+                MAX_BODY >> 20
+            )));
+        }
         return parse_token_response(&answer.body)
             .map_err(|what| Failure::unavailable(format!("{url} answered {what}")));
     }
-    match oauth_error(&answer.body) {
+    match oauth_error(&answer.body, post) {
         Some(e) => Err(Failure::OAuth(e)),
         // RFC 6749 §5.2 lets a server answer a failed client authentication
         // with a bare 401.
@@ -443,13 +479,22 @@ fn describe(e: &reqwest::Error) -> String {
     msg
 }
 
-/// An RFC 6749 §5.2 error body, if that is what `body` is.
-/// The server's words are data: control characters go (they could drive
-/// the terminal) and so does what is past a sensible length.
-pub fn oauth_error(body: &[u8]) -> Option<OAuthError> {
+/// An RFC 6749 §5.2 error body, if that is what the answer to `sent` is.
+/// The server's words are data: a secret the request carried is shown as
+/// `<redacted>` (a server may echo "bad refresh_token …"), control
+/// characters go (they could drive the terminal) and so does what is past a
+/// sensible length. Secrets go before and after the control characters, so
+/// one split by them is caught too, and before the cut, so none is cut in half.
+pub fn oauth_error(body: &[u8], sent: &FormPost) -> Option<OAuthError> {
     let value: Value = serde_json::from_slice(body).ok()?;
+    let secrets = sent.secrets();
+    let redact = |text: String| {
+        secrets
+            .iter()
+            .fold(text, |text, secret| text.replace(secret.as_str(), "<redacted>"))
+    };
     let text = |s: &str| {
-        crate::report::sanitize(s)
+        redact(crate::report::sanitize(&redact(s.to_string())))
             .chars()
             .take(MAX_ERROR_TEXT)
             .collect::<String>()
@@ -567,12 +612,62 @@ mod tests {
         assert_eq!(ok.expires_in, 60);
     }
 
+    /// A request that carries no secret.
+    fn plain() -> FormPost {
+        FormPost {
+            url: "https://idp.example/oauth2/token".into(),
+            form: vec![("client_id", "id".into())],
+            basic: None,
+        }
+    }
+
     #[test]
     fn error_bodies_are_recognised() {
-        let e = oauth_error(br#"{"error":"invalid_grant","error_description":"gone"}"#).unwrap();
+        let e = oauth_error(br#"{"error":"invalid_grant","error_description":"gone"}"#, &plain()).unwrap();
         assert_eq!(e.error, "invalid_grant");
         assert_eq!(e.description.as_deref(), Some("gone"));
-        assert!(oauth_error(b"Service Unavailable").is_none());
+        assert!(oauth_error(b"Service Unavailable", &plain()).is_none());
+    }
+
+    #[test]
+    fn secrets_the_request_carried_are_redacted_from_the_servers_words() {
+        let post = FormPost {
+            url: "https://idp.example/oauth2/token".into(),
+            form: vec![
+                ("client_id", "id".into()),
+                ("grant_type", "authorization_code".into()),
+                ("code", "CODE-1234".into()),
+                ("code_verifier", "VERIFIER-5678".into()),
+                ("refresh_token", "RT+/=9".into()),
+            ],
+            basic: Some(("id".into(), "s%2Bcret".into())),
+        };
+        let body = serde_json::json!({
+            "error": "invalid_grant CODE-1234",
+            "error_description": "bad refresh_token RT+/=9 (RT%2B%2F%3D9) for VERIFIER-5678, \
+                                  secret s+cret / s%2Bcret, split RT+/\u{1b}=9, grant_type authorization_code",
+        });
+        let e = oauth_error(body.to_string().as_bytes(), &post).unwrap();
+        assert_eq!(e.error, "invalid_grant <redacted>");
+        let said = e.description.unwrap();
+        for secret in ["CODE-1234", "VERIFIER-5678", "RT+/=9", "RT%2B", "s+cret", "s%2Bcret"] {
+            assert!(!said.contains(secret), "{secret} in {said}");
+        }
+        assert!(said.contains("grant_type authorization_code"), "{said}");
+        assert_eq!(said.matches("<redacted>").count(), 6, "{said}");
+    }
+
+    #[test]
+    fn an_answer_past_the_size_limit_says_so() {
+        let answer = Answer {
+            status: 200,
+            retry_after: None,
+            body: vec![b' '; MAX_BODY as usize + 1],
+        };
+        let Err(Failure::Unavailable { why, .. }) = token_answer(&plain(), &answer) else {
+            panic!("an oversized answer was taken");
+        };
+        assert!(why.contains("larger than the limit of 1 MiB"), "{why}");
     }
 
     #[test]
@@ -610,12 +705,16 @@ mod tests {
     #[test]
     fn server_error_text_loses_control_characters() {
         let body = "{\"error\":\"invalid_grant\\u001b[2J\",\"error_description\":\"\\u001b]0;owned\\u0007gone\"}";
-        let e = oauth_error(body.as_bytes()).unwrap();
+        let e = oauth_error(body.as_bytes(), &plain()).unwrap();
         assert_eq!(e.error, "invalid_grant[2J");
         assert_eq!(e.description.as_deref(), Some("]0;ownedgone"));
         let long = format!(r#"{{"error":"x","error_description":"{}"}}"#, "d".repeat(10_000));
         assert_eq!(
-            oauth_error(long.as_bytes()).unwrap().description.unwrap().len(),
+            oauth_error(long.as_bytes(), &plain())
+                .unwrap()
+                .description
+                .unwrap()
+                .len(),
             MAX_ERROR_TEXT
         );
     }

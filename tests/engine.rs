@@ -128,6 +128,42 @@ fn invalid_client_exits_4_and_keeps_the_store() {
 }
 
 #[test]
+fn server_text_echoing_the_refresh_token_or_secret_is_redacted() {
+    let t = TestEnv::new();
+    t.seed(Some("refresh-0-echoed"), None);
+    let body = serde_json::json!({
+        "error": "invalid_grant",
+        "error_description": format!("bad refresh_token refresh-0-echoed for client secret {CLIENT_SECRET}"),
+    });
+    t.server.fallback(Reply::json(400, &body.to_string()));
+    // `run` fails the test if either reaches stderr.
+    let out = t.run(&[]);
+    assert_exit(&out, 3);
+    let err = stderr(&out);
+    assert!(
+        err.contains("bad refresh_token <redacted> for client secret <redacted>"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_oversized_token_answer_names_the_limit() {
+    let t = TestEnv::new();
+    t.seed(Some("refresh-0"), None);
+    let huge = format!(
+        r#"{{"access_token":"{}","token_type":"Bearer","expires_in":60}}"#,
+        "a".repeat(1 << 20)
+    );
+    t.server.fallback(Reply::json(200, &huge));
+    let out = t.run(&[]);
+    assert_exit(&out, 5);
+    let err = stderr(&out);
+    assert!(err.contains("larger than the limit of 1 MiB"), "{err}");
+    assert!(!err.contains("not JSON"), "{err}");
+    assert_eq!(t.store()["refresh_token"], "refresh-0");
+}
+
+#[test]
 fn two_503s_then_success_after_retries() {
     let t = TestEnv::new();
     t.seed(Some("refresh-0"), None);

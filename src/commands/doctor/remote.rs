@@ -84,7 +84,7 @@ fn token_endpoint(findings: &mut Findings, s: &Settings, http: &dyn Transport) {
     let status = answer.status;
     let check_url = "check the OAuth URL (--oauth-url, LIGHTFI_OAUTH_URL or oauth_url in config.toml): \
                      it is the hosted UI's base URL ending in /oauth2";
-    match (status, oauth::oauth_error(&answer.body)) {
+    match (status, oauth::oauth_error(&answer.body, &post)) {
         (400 | 401, Some(e)) => findings.ok(
             "token_endpoint",
             format!(
