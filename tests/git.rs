@@ -696,6 +696,23 @@ fn setup_git_keeps_other_helpers_of_the_section_and_follows_the_profile() {
 }
 
 #[test]
+fn setup_git_refuses_a_host_with_a_control_character() {
+    let t = TestEnv::new();
+    let git = Git::new(&t, "[credential]\n\thelper = store\n");
+    let before = global_config(&git);
+    // The URL parser would drop them and name another host.
+    for host in [
+        "https://api.lightfi.example\n.evil.example",
+        "https://api.lightfi.\texample.evil",
+    ] {
+        let out = git.lightfi(&["setup", "git", "--host", host]);
+        assert_exit(&out, 2);
+        assert!(stderr(&out).contains("control character"), "{}", stderr(&out));
+    }
+    assert_eq!(global_config(&git), before);
+}
+
+#[test]
 fn setup_git_starts_git_without_the_secrets_in_its_environment() {
     let t = TestEnv::new();
     // A `git` first on PATH that writes down the environment it was given.

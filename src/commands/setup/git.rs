@@ -108,13 +108,18 @@ fn normalize_url(raw: &str) -> Result<String> {
         msg: format!(
             "invalid --host `{}`: {why}",
             if raw.contains('@') {
-                "(not shown: it has an @)"
+                "(not shown: it has an @)".to_string()
             } else {
-                raw
+                report::sanitize(raw)
             }
         ),
         hint: format!("give the git server's URL, e.g. --host {DEFAULT_HOST}"),
     };
+    // The URL parser drops tabs and newlines anywhere: `git.example\n.evil`
+    // would become another host.
+    if raw.chars().any(char::is_control) {
+        return Err(bad("it has a control character (a tab or newline?)"));
+    }
     let url = url::Url::parse(raw).map_err(|e| bad(&e.to_string()))?;
     if !url.username().is_empty() || url.password().is_some() {
         return Err(bad("it must not contain a user name or password"));
@@ -315,6 +320,14 @@ mod tests {
         let err = normalize_url("https://me:hunter2@git.example").unwrap_err();
         assert!(!err.to_string().contains("hunter2"), "{err}");
         assert!(normalize_url("git.example").is_err());
+        for raw in [
+            "https://api.lightfi.example\n.evil.example",
+            "https://api.lightfi.ex\tample",
+            "https://x.example\r",
+        ] {
+            let err = normalize_url(raw).unwrap_err();
+            assert!(err.to_string().contains("control character"), "{err}");
+        }
     }
 
     #[test]
