@@ -135,6 +135,16 @@ fn newman_without_serve_says_to_start_it() {
 }
 
 #[test]
+fn setup_postman_refuses_port_0() {
+    let t = TestEnv::new();
+    let out_dir = t.home().join("postman");
+    let out = t.run(&["setup", "postman", "--out", out_dir.to_str().unwrap(), "--port", "0"]);
+    assert_exit(&out, 2);
+    assert!(stderr(&out).contains("--port 0"), "{}", stderr(&out));
+    assert!(!out_dir.exists(), "nothing written");
+}
+
+#[test]
 fn setup_postman_writes_files_newman_uses_and_a_rotated_key_locks_them_out() {
     use std::os::unix::fs::PermissionsExt;
     let t = TestEnv::new();

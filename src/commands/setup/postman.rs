@@ -23,6 +23,13 @@ pub const COLLECTION_FILE: &str = "lightfi.postman_collection.json";
 pub const SCRIPT_FILE: &str = "pre-request.js";
 
 pub fn run(settings: &Settings, args: &SetupPostmanArgs) -> Result<()> {
+    if args.port == 0 {
+        // `serve --port 0` would listen wherever the system says: no file can name that.
+        return Err(Error::Usage {
+            msg: "--port 0 is not a port Postman can be sent to".into(),
+            hint: "give the port `lightfi-token serve` listens on (8787 unless you pass it --port)".into(),
+        });
+    }
     let (key, key_path) = serve::key::load_or_create(settings)?;
     let url = format!("http://127.0.0.1:{}/token", args.port);
     let environment = environment(&url, key.expose())?;
