@@ -434,6 +434,19 @@ fn prompt_login_asks_for_a_fresh_sign_in() {
 }
 
 #[test]
+fn logout_uri_other_than_a_web_address_is_refused_before_logging_out() {
+    let t = TestEnv::new();
+    t.seed(Some("refresh-0"), None);
+    for bad in ["javascript:alert(document.cookie)", "file:///etc/passwd"] {
+        let out = t.run(&["logout", "--browser", "--logout-uri", bad]);
+        assert_exit(&out, 2);
+        assert!(stderr(&out).contains("http or https"), "{}", stderr(&out));
+    }
+    assert_eq!(t.server.requests().len(), 0, "nothing revoked");
+    assert_eq!(t.store()["refresh_token"], "refresh-0", "nothing deleted");
+}
+
+#[test]
 fn logout_browser_ends_the_hosted_ui_session_at_the_domain_root() {
     let (t, browser, port) = setup();
     t.seed(Some("refresh-0"), None);

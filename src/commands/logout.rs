@@ -1,13 +1,17 @@
 //! `lightfi-token logout`: revoke the refresh token, delete the stored tokens.
 
 use crate::config::Settings;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::login;
 use crate::oauth::Http;
 use crate::report;
 use crate::token::{self, LoggedOut};
 
 pub fn run(settings: &Settings, revoke: bool, browser: bool, logout_uri: Option<&str>) -> Result<()> {
+    // Checked before anything is revoked or deleted: a bad flag changes nothing.
+    if let Some(uri) = logout_uri {
+        check_logout_uri(uri)?;
+    }
     let outcome = token::log_out(settings, &Http::new(settings.http_timeout), revoke)?;
     let profile = &settings.profile;
     report::note(&match outcome {
@@ -30,4 +34,43 @@ pub fn run(settings: &Settings, revoke: bool, browser: bool, logout_uri: Option<
         login::browser::open(url.as_str());
     }
     Ok(())
+}
+
+/// The hosted UI sends the browser to `uri` after signing out: a web page's
+/// address (http or https), never `javascript:`, `file:` or `data:`, and
+/// without control characters (the URL parser would drop a tab or newline
+/// and name another host).
+fn check_logout_uri(uri: &str) -> Result<()> {
+    let ok = !uri.chars().any(char::is_control)
+        && url::Url::parse(uri).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+    if ok {
+        return Ok(());
+    }
+    Err(Error::Usage {
+        msg: format!(
+            "invalid --logout-uri `{}`: it must be an http or https URL",
+            crate::report::sanitize(uri)
+        ),
+        hint: "give one of the app client's sign-out URLs, e.g. --logout-uri https://app.example/signed-out".into(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_web_addresses_are_taken_as_the_logout_uri() {
+        assert!(check_logout_uri("https://app.example/bye").is_ok());
+        assert!(check_logout_uri("http://localhost:3000").is_ok());
+        for bad in [
+            "javascript:alert(document.cookie)",
+            "file:///etc/passwd",
+            "data:text/html,hi",
+            "https://app.example\n.evil.example/",
+            "app.example/bye",
+        ] {
+            assert!(check_logout_uri(bad).is_err(), "{bad}");
+        }
+    }
 }
