@@ -582,6 +582,14 @@ fn git_fails_cleanly_when_not_logged_in() {
 // ---------------------------------------------------------------------------
 // `lightfi-token setup git`, with the real git.
 
+/// The git that PATH names.
+fn real_git() -> PathBuf {
+    std::env::split_paths(&std::env::var_os("PATH").unwrap())
+        .map(|dir| dir.join("git"))
+        .find(|path| path.is_file())
+        .expect("git is required for these tests")
+}
+
 /// The global config as git lists it: every `name=value`, in order.
 fn global_config(git: &Git) -> String {
     stdout(&git.ok(&["config", "--global", "--list"]))
@@ -607,10 +615,15 @@ fn setup_git_writes_the_snippet_that_git_then_uses_and_remove_restores_the_confi
     let key = format!("credential.{}.helper", server.url);
     let out = git.lightfi(&["setup", "git", "--host", &server.url, "--dry-run"]);
     assert_exit(&out, 0);
+    // A no-op helper holds the reset's place, so that no moment of the
+    // change ends the list in a bare reset.
+    let marker = "'!: lightfi-token setup git unfinished'";
     assert_eq!(
         stdout(&out),
         format!(
-            "git config --global --add {key} ''\ngit config --global --add {key} '!lightfi-token git-credential'\n"
+            "git config --global --add {key} {marker}\n\
+             git config --global --add {key} '!lightfi-token git-credential'\n\
+             git config --global --fixed-value --replace-all {key} '' {marker}\n"
         )
     );
     assert_eq!(global_config(&git), before);
@@ -715,8 +728,10 @@ fn setup_git_refuses_a_host_with_a_control_character() {
 #[test]
 fn setup_git_starts_git_without_the_secrets_in_its_environment() {
     let t = TestEnv::new();
-    // A `git` first on PATH that writes down the environment it was given.
-    let tools = EnvRecordingTools::new(&t, &[("git", "case \"$*\" in *--get-all*) exit 1;; esac\nexit 0")]);
+    // A `git` first on PATH that writes down the environment it was given,
+    // then runs the real one.
+    let forward = format!("exec '{}' \"$@\"", real_git().display());
+    let tools = EnvRecordingTools::new(&t, &[("git", &forward)]);
     t.forbid("legacy-secret-value");
     t.forbid("ci-refresh-token-value");
     let mut cmd = t.cmd(&["setup", "git"]);
@@ -741,4 +756,183 @@ fn setup_git_starts_git_without_the_secrets_in_its_environment() {
         }
         t.assert_no_leak(env.as_bytes());
     }
+}
+
+// ---------------------------------------------------------------------------
+// `setup git` run many at once, and killed midway.
+
+const SECTION_URL: &str = "https://git.lightfi.example";
+const OUR_HELPER: &str = "!lightfi-token git-credential";
+
+/// A `cache` helper for every host, and the section's own reset and
+/// `store`: the list that concurrent runs used to corrupt.
+fn users_config() -> String {
+    format!("[credential]\n\thelper = cache\n[credential \"{SECTION_URL}\"]\n\thelper =\n\thelper = store\n")
+}
+
+/// `n` runs of `lightfi-token setup git --host SECTION_URL EXTRA…`, all started before any is waited for.
+fn at_once(git: &Git, n: usize, extra: &[&str]) -> Vec<Output> {
+    let children: Vec<std::process::Child> = (0..n)
+        .map(|_| {
+            let mut cmd = git.t.cmd(&["setup", "git", "--host", SECTION_URL]);
+            cmd.args(extra)
+                .env("PATH", git.path())
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            cmd.spawn().expect("run lightfi-token")
+        })
+        .collect();
+    children.into_iter().map(|c| c.wait_with_output().unwrap()).collect()
+}
+
+#[test]
+fn concurrent_setups_and_removes_leave_the_users_helpers_and_one_entry_of_ours() {
+    let t = TestEnv::new();
+    let git = Git::new(&t, &users_config());
+    let before = global_config(&git);
+    for out in at_once(&git, 16, &[]) {
+        assert_exit(&out, 0);
+    }
+    assert_eq!(helpers_of(&git, SECTION_URL), ["", "store", "", OUR_HELPER]);
+    for out in at_once(&git, 16, &["--remove"]) {
+        assert_exit(&out, 0);
+    }
+    assert_eq!(helpers_of(&git, SECTION_URL), ["", "store"]);
+    assert_eq!(global_config(&git), before);
+    // The lock sits beside the config it guards, and is not git's own.
+    assert!(t.home().join(".gitconfig.lightfi-token.lock").exists());
+    assert!(!t.home().join(".gitconfig.lock").exists());
+}
+
+/// A `git` first on PATH that passes reads to the real git and counts the
+/// changes; at change number `$STOP_AT` it creates `reached` and blocks
+/// instead of making it, so a kill lands between two changes.
+struct StoppingGit {
+    dir: PathBuf,
+    path: std::ffi::OsString,
+}
+
+impl StoppingGit {
+    fn new(git: &Git) -> StoppingGit {
+        let dir = git.t.home().join("stopping-git");
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = format!(
+            "#!/bin/sh\n\
+             case \"$*\" in *--get-all*|*--list*) exec '{real}' \"$@\";; esac\n\
+             n=$(( $(cat '{dir}/count' 2>/dev/null || echo 0) + 1 ))\n\
+             echo $n > '{dir}/count'\n\
+             if [ \"$n\" = \"$STOP_AT\" ]; then : > '{dir}/reached'; exec sleep 600; fi\n\
+             exec '{real}' \"$@\"\n",
+            real = real_git().display(),
+            dir = dir.display()
+        );
+        std::fs::write(dir.join("git"), script).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.join("git"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path =
+            std::env::join_paths(std::iter::once(dir.clone()).chain(std::env::split_paths(&git.path()))).unwrap();
+        StoppingGit { dir, path }
+    }
+
+    /// Run `setup git ARGS` and kill it (and the blocked git) with SIGKILL
+    /// just before change number `stop_at`; false when the run made fewer
+    /// changes and finished.
+    fn kill_before(&self, git: &Git, args: &[&str], stop_at: usize) -> bool {
+        use std::os::unix::process::CommandExt;
+        let _ = std::fs::remove_file(self.dir.join("count"));
+        let _ = std::fs::remove_file(self.dir.join("reached"));
+        let mut cmd = git.t.cmd(&["setup", "git", "--host", SECTION_URL]);
+        cmd.args(args)
+            .env("PATH", &self.path)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("STOP_AT", stop_at.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0);
+        let mut child = cmd.spawn().expect("run lightfi-token");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            if self.dir.join("reached").exists() {
+                // The whole group: lightfi-token and the git that blocks.
+                unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+                child.wait().unwrap();
+                return true;
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                assert!(status.success(), "setup git failed: {status}");
+                return false;
+            }
+            assert!(std::time::Instant::now() < deadline, "setup git did not answer");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+}
+
+/// From each starting section (`--remove` or not), kill a run before each
+/// of its changes in turn: every entry of the user's is still there, and the
+/// next run finishes the job exactly.
+#[test]
+fn a_setup_killed_between_two_changes_never_loses_a_users_helper() {
+    let users = ["", "store"];
+    let set_up = ["", "store", "", OUR_HELPER];
+    let staging = "!lightfi-token --profile staging git-credential";
+    let cases: [(&[&str], &[&str], &[&str]); 4] = [
+        (&users, &[], &set_up),
+        (&set_up, &["--remove"], &users),
+        // What concurrent runs used to leave.
+        (&["", "store", "", "", OUR_HELPER, OUR_HELPER], &[], &set_up),
+        (
+            &["", "store", "", staging, "cache"],
+            &["--remove"],
+            &["", "store", "cache"],
+        ),
+    ];
+    let t = TestEnv::new();
+    let git = Git::new(&t, "");
+    let stopping = StoppingGit::new(&git);
+    let key = format!("credential.{SECTION_URL}.helper");
+    for (start, args, done) in cases {
+        for stop_at in 1.. {
+            std::fs::write(t.home().join(".gitconfig"), "[credential]\n\thelper = cache\n").unwrap();
+            for value in start {
+                git.ok(&["config", "--global", "--add", &key, value]);
+            }
+            if !stopping.kill_before(&git, args, stop_at) {
+                break;
+            }
+            let left = helpers_of(&git, SECTION_URL);
+            eprintln!("{start:?} {args:?} killed before change {stop_at}: {left:?}");
+            for value in theirs(start) {
+                let count = |list: &[String]| list.iter().filter(|v| **v == value).count();
+                assert!(
+                    count(&left) >= count(&theirs(start)),
+                    "{value:?} lost: {left:?} (from {start:?}, {args:?}, killed before change {stop_at})"
+                );
+            }
+            let mut cmd = git.t.cmd(&["setup", "git", "--host", SECTION_URL]);
+            cmd.args(args).env("PATH", git.path()).env("GIT_CONFIG_NOSYSTEM", "1");
+            assert_exit(&git.t.run_cmd(cmd), 0);
+            assert_eq!(
+                helpers_of(&git, SECTION_URL),
+                done,
+                "after a kill before change {stop_at}"
+            );
+        }
+    }
+}
+
+/// The user's entries of a starting list: not ours, and not the reset just before ours.
+fn theirs(start: &[&str]) -> Vec<String> {
+    let mut keep: Vec<String> = vec![];
+    for value in start {
+        if value.starts_with("!lightfi-token") {
+            while keep.last().is_some_and(String::is_empty) {
+                keep.pop();
+            }
+        } else {
+            keep.push(value.to_string());
+        }
+    }
+    keep
 }

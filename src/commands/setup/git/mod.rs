@@ -17,6 +17,17 @@
 //! `git-credential`, each with the empty value just before it. A second run
 //! changes nothing; one with another profile replaces ours; `--remove` takes
 //! ours out and leaves every other helper as it was, in its order.
+//!
+//! Runs at the same time (dotfile managers and provisioning scripts start
+//! several) take turns: a lock file beside the git config held from the
+//! read to the check after the last change. [`plan`] orders the changes so
+//! that a run killed between two of them leaves every helper of the user's.
+
+mod plan;
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
 
 use crate::cli::SetupGitArgs;
 use crate::config::{self, DEFAULT_PROFILE};
@@ -33,12 +44,21 @@ pub fn run(args: &SetupGitArgs, profile: &str) -> Result<()> {
     let key = format!("credential.{url}.helper");
     let ours = helper_value(profile);
     let runner = Runner::new(args.dry_run);
+    // --dry-run changes nothing, so it waits for no one.
+    let lock = if args.dry_run { None } else { Lock::take()? };
     let values = helpers(&runner, &key)?;
-    let steps = if args.remove {
-        plan_remove(&values)
-    } else {
-        plan_setup(&values, &ours)
+    let found = plan::theirs(&values, is_ours);
+    let ours_wanted = (!args.remove).then_some(ours.as_str());
+    let (theirs, steps) = match lock.as_ref().and_then(|l| l.recorded(&key)) {
+        Some(recorded) if recorded != found => {
+            let steps = plan::restore(&values, &recorded, ours_wanted, is_ours);
+            (recorded, steps)
+        }
+        _ if args.remove => (found, plan::remove(&values, is_ours)),
+        _ => (found, plan::setup(&values, &ours, is_ours)),
     };
+    let mut wanted = theirs.clone();
+    wanted.extend(ours_wanted.into_iter().flat_map(|o| [String::new(), o.to_string()]));
     if steps.is_empty() {
         report::note(&if args.remove {
             format!("the global git config has no lightfi-token helper for {url}; nothing to remove")
@@ -47,11 +67,27 @@ pub fn run(args: &SetupGitArgs, profile: &str) -> Result<()> {
         });
         return Ok(());
     }
+    if let Some(lock) = &lock {
+        lock.record(&key, &theirs)?;
+    }
     for step in &steps {
         runner.change("git", &step.args(&key))?;
     }
-    if args.dry_run {
+    let Some(lock) = lock else {
         return Ok(());
+    };
+    // Every change was made: nothing is left for a next run to finish.
+    lock.done();
+    if helpers(&runner, &key)? != wanted {
+        return Err(Error::config(
+            format!(
+                "the credential helpers for {url} are not what this run wrote: another program changed the \
+                 global git config at the same time"
+            ),
+            format!(
+                "run the same `lightfi-token setup git` again (`git config --global --get-all {key}` shows the list)"
+            ),
+        ));
     }
     if args.remove {
         report::note(&format!(
@@ -141,30 +177,109 @@ fn normalize_url(raw: &str) -> Result<String> {
     ))
 }
 
-/// One change to the helper list, as a `git config --global` command.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Step {
-    /// Append a value.
-    Add(String),
-    /// Remove every value.
-    UnsetAll,
-    /// Remove every value equal to this one.
-    Unset(String),
-}
-
-impl Step {
-    fn args(&self, key: &str) -> Vec<String> {
-        let mut args: Vec<String> = vec!["config".into(), "--global".into()];
-        match self {
-            Step::Add(value) => args.extend(["--add".into(), key.into(), value.clone()]),
-            Step::UnsetAll => args.extend(["--unset-all".into(), key.into()]),
-            // --fixed-value (git 2.30): the value is compared as it is, not as a regex.
-            Step::Unset(value) => {
-                args.extend(["--fixed-value".into(), "--unset-all".into(), key.into(), value.clone()])
+/// The file `git config --global` writes (git-config(1), FILES):
+/// `GIT_CONFIG_GLOBAL`; else `~/.gitconfig`, unless only
+/// `$XDG_CONFIG_HOME/git/config` exists. Through symlinks, as git writes
+/// it: two homes may share one file.
+fn global_config() -> Option<PathBuf> {
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let path = match var("GIT_CONFIG_GLOBAL") {
+        Some(path) => path,
+        None => {
+            let home = var("HOME").or_else(dirs::home_dir)?;
+            let dotfile = home.join(".gitconfig");
+            let xdg = var("XDG_CONFIG_HOME")
+                .unwrap_or_else(|| home.join(".config"))
+                .join("git")
+                .join("config");
+            if !dotfile.exists() && xdg.exists() {
+                xdg
+            } else {
+                dotfile
             }
         }
-        args
+    };
+    if let Ok(real) = std::fs::canonicalize(&path) {
+        return Some(real);
     }
+    let dir = std::fs::canonicalize(path.parent()?).ok()?;
+    Some(dir.join(path.file_name()?))
+}
+
+/// `<git config>.lightfi-token.lock`, held from the read to the check
+/// after the last change. Not git's own `<config>.lock`, which git takes for
+/// each single write and will not wait for. It also records the user's
+/// helper list before the first change, for a run after one killed midway.
+struct Lock {
+    file: File,
+    path: PathBuf,
+}
+
+impl Lock {
+    /// Take the lock, waiting for another setup that holds it (released
+    /// when its holder exits or dies). None when there is no home: git
+    /// then says what is wrong.
+    fn take() -> Result<Option<Lock>> {
+        let Some(config) = global_config() else {
+            return Ok(None);
+        };
+        let mut name = config.file_name().unwrap_or_default().to_os_string();
+        name.push(".lightfi-token.lock");
+        let path = config.with_file_name(name);
+        let file = open_lock(&path).map_err(|e| Error::io("cannot open the lock file", &path, e))?;
+        let lock = Lock { file, path };
+        match fs4::fs_std::FileExt::try_lock_exclusive(&lock.file) {
+            Ok(true) => {}
+            Ok(false) => {
+                report::note(&format!(
+                    "waiting for another `lightfi-token setup git` to finish (it holds {})…",
+                    lock.path.display()
+                ));
+                fs4::fs_std::FileExt::lock_exclusive(&lock.file).map_err(|e| lock.failed(e))?;
+            }
+            Err(e) => return Err(lock.failed(e)),
+        }
+        Ok(Some(lock))
+    }
+
+    fn failed(&self, e: std::io::Error) -> Error {
+        Error::io("cannot lock", &self.path, e)
+    }
+
+    /// The user's list for `key` that a run killed midway recorded.
+    fn recorded(&self, key: &str) -> Option<Vec<String>> {
+        let mut text = String::new();
+        (&self.file).read_to_string(&mut text).ok()?;
+        let mut parts = text.split_terminator('\0');
+        (parts.next()? == key).then(|| parts.map(str::to_string).collect())
+    }
+
+    /// `key` and the user's list, NUL-separated, as the whole file.
+    fn record(&self, key: &str, theirs: &[String]) -> Result<()> {
+        let mut text = format!("{key}\0");
+        for value in theirs {
+            text.push_str(value);
+            text.push('\0');
+        }
+        let mut file = &self.file;
+        file.set_len(0)
+            .and_then(|()| file.seek(SeekFrom::Start(0)))
+            .and_then(|_| file.write_all(text.as_bytes()))
+            .map_err(|e| Error::io("cannot write", &self.path, e))
+    }
+
+    /// The change is complete: nothing to finish for the next run.
+    fn done(&self) {
+        let _ = self.file.set_len(0);
+    }
+}
+
+fn open_lock(path: &Path) -> std::io::Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).truncate(false).read(true).write(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
 }
 
 /// The helper values for `key` in the global config, in order.
@@ -212,98 +327,11 @@ fn helper_after(runner: &Runner, url: &str) -> Result<bool> {
         .any(|(name, value)| *name == "credential.helper" && !value.is_empty()))
 }
 
-/// The steps that take our entries out of `values`, leaving the others in their order.
-fn plan_remove(values: &[String]) -> Vec<Step> {
-    let mut drop = vec![false; values.len()];
-    for (i, value) in values.iter().enumerate() {
-        if is_ours(value) {
-            drop[i] = true;
-            if i > 0 && values[i - 1].is_empty() && !is_ours(&values[i - 1]) {
-                drop[i - 1] = true;
-            }
-        }
-    }
-    if !drop.contains(&true) {
-        return vec![];
-    }
-    let remaining: Vec<&String> = values.iter().zip(&drop).filter(|(_, d)| !**d).map(|(v, _)| v).collect();
-    if remaining.is_empty() {
-        return vec![Step::UnsetAll];
-    }
-    // Remove by value where that removes exactly ours; otherwise (an empty
-    // value of someone else's stays) write the list anew, in its order.
-    let mut dropped: Vec<&String> = values.iter().zip(&drop).filter(|(_, d)| **d).map(|(v, _)| v).collect();
-    dropped.sort();
-    dropped.dedup();
-    if dropped.iter().all(|v| !remaining.contains(v)) {
-        dropped.into_iter().map(|v| Step::Unset(v.clone())).collect()
-    } else {
-        std::iter::once(Step::UnsetAll)
-            .chain(remaining.into_iter().map(|v| Step::Add(v.clone())))
-            .collect()
-    }
-}
-
-/// The steps from `values` to a list ending in the reset and `ours`, with
-/// no other entry of ours: none when it is so already.
-fn plan_setup(values: &[String], ours: &str) -> Vec<Step> {
-    let done = values.len() >= 2
-        && values[values.len() - 2].is_empty()
-        && values[values.len() - 1] == ours
-        && values.iter().filter(|v| is_ours(v)).count() == 1;
-    if done {
-        return vec![];
-    }
-    let mut steps = plan_remove(values);
-    steps.extend([Step::Add(String::new()), Step::Add(ours.to_string())]);
-    steps
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const OURS: &str = "!lightfi-token git-credential";
-
-    fn list(values: &[&str]) -> Vec<String> {
-        values.iter().map(|v| v.to_string()).collect()
-    }
-
-    #[test]
-    fn setup_adds_the_reset_and_the_helper_once() {
-        let add = [Step::Add(String::new()), Step::Add(OURS.into())];
-        assert_eq!(plan_setup(&[], OURS), add);
-        assert_eq!(plan_setup(&list(&["", OURS]), OURS), []);
-        assert_eq!(plan_setup(&list(&["cache", "", OURS]), OURS), []);
-        // Another helper after ours: ours goes to the end again.
-        let mut expected = vec![Step::Unset(String::new()), Step::Unset(OURS.into())];
-        expected.extend(add.clone());
-        assert_eq!(plan_setup(&list(&["", OURS, "cache"]), OURS), expected);
-        // Another profile's helper is replaced.
-        let staging = "!lightfi-token --profile staging git-credential";
-        assert_eq!(plan_setup(&list(&["", staging]), OURS)[0], Step::UnsetAll);
-        assert_eq!(plan_setup(&list(&["", staging]), OURS)[1..], add);
-    }
-
-    #[test]
-    fn remove_takes_out_only_ours() {
-        assert_eq!(plan_remove(&list(&["cache"])), []);
-        assert_eq!(plan_remove(&list(&["", OURS])), [Step::UnsetAll]);
-        assert_eq!(
-            plan_remove(&list(&["cache", "", OURS])),
-            [Step::Unset(String::new()), Step::Unset(OURS.into())]
-        );
-        // Someone else's reset stays, so the list is written anew.
-        assert_eq!(
-            plan_remove(&list(&["", "cache", "", OURS])),
-            [Step::UnsetAll, Step::Add(String::new()), Step::Add("cache".into())]
-        );
-        assert_eq!(
-            plan_remove(&list(&["/opt/bin/lightfi-token git-credential"])),
-            [Step::UnsetAll]
-        );
-        assert_eq!(plan_remove(&list(&["lightfi-token git-credential"])), []);
-    }
 
     #[test]
     fn urls_are_normalised_and_checked() {
