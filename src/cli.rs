@@ -355,6 +355,14 @@ pub struct SetupKubectlArgs {
     #[arg(long, value_name = "NAME")]
     pub cluster: String,
 
+    /// The API server's CA certificate (PEM), for a cluster setup adds; embedded in the kubeconfig
+    #[arg(long, value_name = "FILE", conflicts_with = "certificate_authority_data")]
+    pub certificate_authority: Option<PathBuf>,
+
+    /// The API server's CA certificate as base64 of its PEM, for a cluster setup adds
+    #[arg(long, value_name = "B64")]
+    pub certificate_authority_data: Option<String>,
+
     /// The context to add [default: USER@CLUSTER]
     #[arg(long, value_name = "NAME")]
     pub context: Option<String>,

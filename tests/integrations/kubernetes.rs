@@ -269,3 +269,92 @@ fn setup_kubectl_adds_a_missing_cluster_and_never_takes_over_other_entries() {
     assert_exit(&out, 0);
     assert_eq!(std::fs::read_to_string(&kube.config).unwrap(), before);
 }
+
+#[test]
+fn setup_kubectl_knows_its_user_when_the_binary_is_renamed() {
+    let t = TestEnv::new();
+    let kube = Kube::new(&t);
+    // A versioned copy, as a package manager or a download may name it.
+    let renamed = t.home().join("lightfi-token-1.2.3");
+    if std::fs::hard_link(BIN, &renamed).is_err() {
+        std::fs::copy(BIN, &renamed).unwrap();
+    }
+    let server = format!("https://127.0.0.1:{}", free_port());
+    let setup = |args: &[&str]| {
+        let mut cmd = t.tool(&renamed);
+        cmd.args(["setup", "kubectl", "--cluster", "prod", "--server", &server])
+            .args(args)
+            .env("KUBECONFIG", &kube.config);
+        t.run_cmd(cmd)
+    };
+    assert_exit(&setup(&[]), 0);
+    let config = kube.view();
+    let exec = &named(&config, "users", "lightfi").unwrap()["user"]["exec"];
+    assert!(
+        exec["command"].as_str().unwrap().ends_with("lightfi-token-1.2.3"),
+        "{exec}"
+    );
+    let out = setup(&[]);
+    assert_exit(&out, 0);
+    assert!(stderr(&out).contains("nothing to change"), "{}", stderr(&out));
+    assert_exit(&setup(&["--remove"]), 0);
+    let config = kube.view();
+    assert!(named(&config, "users", "lightfi").is_none(), "{config}");
+    assert!(named(&config, "contexts", "lightfi@prod").is_none(), "{config}");
+}
+
+#[test]
+fn setup_kubectl_adds_a_cluster_with_the_ca_that_kubectl_then_trusts() {
+    use base64::Engine;
+    let t = TestEnv::new();
+    t.seed(Some("refresh-0"), Some((TOKEN, 60, 3600)));
+    let stub = TlsApiStub::start(&[TOKEN]);
+    let kube = Kube::new(&t);
+    let ca = kube.dir.join("ca.pem");
+    std::fs::write(&ca, &stub.ca_pem).unwrap();
+    let ca_data = base64::engine::general_purpose::STANDARD.encode(&stub.ca_pem);
+    let version = |context: &str| kube.kubectl(&["--context", context, "get", "--raw", "/version"]);
+
+    // Without a CA, the new cluster's certificate is not trusted.
+    assert_exit(&kube.setup(&["--cluster", "plain", "--server", &stub.url]), 0);
+    let out = version("lightfi@plain");
+    assert_ne!(out.status.code(), Some(0));
+    assert!(stderr(&out).contains("certificate"), "{}", stderr(&out));
+
+    // With it, as a file (embedded) or as base64, kubectl gets /version with our token.
+    let ca_flag = format!("--certificate-authority={}", ca.display());
+    let data_flag = format!("--certificate-authority-data={ca_data}");
+    for (cluster, flag) in [("with-file", &ca_flag), ("with-data", &data_flag)] {
+        let out = kube.setup(&["--cluster", cluster, "--server", &stub.url, flag]);
+        assert_exit(&out, 0);
+        let config = kube.view();
+        let cluster_entry = &named(&config, "clusters", cluster).unwrap()["cluster"];
+        assert_eq!(
+            cluster_entry["certificate-authority-data"], "DATA+OMITTED",
+            "{cluster_entry}"
+        );
+        let out = version(&format!("lightfi@{cluster}"));
+        assert_exit(&out, 0);
+        let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(got["gitVersion"], "v1.32.0");
+        assert_eq!(
+            stub.authorizations().last().unwrap().as_deref(),
+            Some(&*format!("Bearer {TOKEN}"))
+        );
+    }
+
+    // A CA that is not one is a bad flag: nothing is written.
+    let before = std::fs::read_to_string(&kube.config).unwrap();
+    let not_pem = kube.dir.join("not.pem");
+    std::fs::write(&not_pem, "hello").unwrap();
+    for flag in [
+        format!("--certificate-authority={}", not_pem.display()),
+        format!("--certificate-authority={}", kube.dir.join("missing.pem").display()),
+        "--certificate-authority-data=bm90IGEgY2VydA==".to_string(),
+    ] {
+        let out = kube.setup(&["--cluster", "bad", "--server", &stub.url, &flag]);
+        assert_exit(&out, 2);
+        assert!(stderr(&out).contains("certificate"), "{}", stderr(&out));
+    }
+    assert_eq!(std::fs::read_to_string(&kube.config).unwrap(), before);
+}

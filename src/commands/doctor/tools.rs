@@ -144,7 +144,7 @@ pub fn kubectl(findings: &mut Findings) {
         .flatten()
         .filter_map(|user| {
             let command = user["user"]["exec"]["command"].as_str()?;
-            setup::runs_lightfi_token(command).then(|| {
+            setup::kubectl::is_ours(user).then(|| {
                 (
                     report::sanitize(user["name"].as_str().unwrap_or("?")),
                     command.to_string(),
