@@ -42,6 +42,11 @@ pub enum Error {
     /// Exit 5: the OS keyring holding this login's refresh token did not
     /// answer (none running, locked, hung past its timeout); the login is kept.
     KeyringUnavailable { msg: String, hint: String },
+    /// Exit 4: Vault/OpenBao refused the Vault token on the shared login's
+    /// path (a missing policy capability, or an expired token).
+    VaultDenied { msg: String, hint: String },
+    /// Exit 5: Vault/OpenBao is unreachable, sealed or failing.
+    VaultUnavailable { msg: String, hint: String },
     /// Exit 6: another process held the profile's lock for longer than `--lock-timeout`.
     LockTimeout { path: PathBuf, waited: std::time::Duration },
     /// Exit 1: a local failure we did not expect (I/O on the store, spawning a program…).
@@ -83,8 +88,8 @@ impl Error {
             Error::Unexpected { .. } | Error::ChecksFailed { .. } => 1,
             Error::Usage { .. } => 2,
             Error::LoginRequired { .. } | Error::RefreshRejected(_) | Error::LoginFailed { .. } => 3,
-            Error::Config { .. } | Error::ClientRejected(_) => 4,
-            Error::ServerUnavailable { .. } | Error::KeyringUnavailable { .. } => 5,
+            Error::Config { .. } | Error::ClientRejected(_) | Error::VaultDenied { .. } => 4,
+            Error::ServerUnavailable { .. } | Error::KeyringUnavailable { .. } | Error::VaultUnavailable { .. } => 5,
             Error::LockTimeout { .. } => 6,
             Error::CannotRun { code, .. } => *code,
         }
@@ -97,6 +102,8 @@ impl Error {
             | Error::Config { hint, .. }
             | Error::ChecksFailed { hint, .. }
             | Error::KeyringUnavailable { hint, .. }
+            | Error::VaultDenied { hint, .. }
+            | Error::VaultUnavailable { hint, .. }
             | Error::CannotRun { hint, .. } => hint.clone(),
             Error::LoginRequired { .. } | Error::RefreshRejected(_) => "run `lightfi-token login`".into(),
             Error::ClientRejected(_) => {
@@ -128,6 +135,8 @@ impl fmt::Display for Error {
             | Error::Config { msg, .. }
             | Error::ServerUnavailable { msg }
             | Error::KeyringUnavailable { msg, .. }
+            | Error::VaultDenied { msg, .. }
+            | Error::VaultUnavailable { msg, .. }
             | Error::Unexpected { msg }
             | Error::ChecksFailed { msg, .. }
             | Error::CannotRun { msg, .. } => f.write_str(msg),

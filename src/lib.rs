@@ -9,9 +9,10 @@
 //!   the only writer of the [`store`].
 //! - [`login`], [`oauth`], [`serve`], [`git`]: the flows and protocols, which
 //!   return what they got and never store.
-//! - [`config`], [`store`], [`keyring`], [`http`], [`process`], [`report`], [`secret`],
-//!   [`output`], [`error`], [`jwt`]: settings, files, servers, children,
-//!   messages and types.
+//! - [`vault`]: the login shared by a fleet in a Vault/OpenBao KV secret.
+//! - [`config`], [`store`], [`keyring`], [`http`], [`net`], [`process`], [`report`],
+//!   [`secret`], [`output`], [`error`], [`jwt`]: settings, files, servers, the
+//!   HTTPS client, children, messages and types.
 #![deny(unsafe_code)]
 
 pub mod cli;
@@ -23,6 +24,7 @@ pub mod http;
 pub mod jwt;
 pub mod keyring;
 pub mod login;
+pub mod net;
 pub mod oauth;
 pub mod output;
 pub mod platform;
@@ -32,3 +34,4 @@ pub mod secret;
 pub mod serve;
 pub mod store;
 pub mod token;
+pub mod vault;

@@ -20,13 +20,13 @@ use serde_json::{Map, Value};
 
 use crate::config::Client;
 use crate::error::{Error, OAuthError};
+use crate::net::describe;
 use crate::secret::{AccessToken, AuthorizationCode, IdToken, PkceVerifier, RefreshToken};
 
 /// Retries after the first attempt, for network errors, timeouts, 5xx and 429.
 const RETRIES: u32 = 2;
 /// The longest `Retry-After` we honour.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The most of a response body we take: token answers are a few KiB, and a
 /// server that never stops sending must not fill our memory. One byte more
 /// is read, so an answer past the limit is told from one at it.
@@ -186,18 +186,7 @@ impl Http {
 
     fn client(&self) -> Result<&HttpClient, String> {
         self.client
-            .get_or_init(|| {
-                // rustls with ring: smaller and quicker to build than aws-lc.
-                // Another thread may have installed it first; either way one is.
-                let _ = rustls::crypto::ring::default_provider().install_default();
-                HttpClient::builder()
-                    .user_agent(concat!("lightfi-token/", env!("CARGO_PKG_VERSION")))
-                    .connect_timeout(CONNECT_TIMEOUT.min(self.timeout))
-                    .timeout(self.timeout)
-                    .redirect(reqwest::redirect::Policy::none())
-                    .build()
-                    .map_err(|e| format!("cannot set up HTTPS: {e}"))
-            })
+            .get_or_init(|| crate::net::client(self.timeout, Vec::new()))
             .as_ref()
             .map_err(Clone::clone)
     }
@@ -463,20 +452,6 @@ pub fn http_date(value: &str) -> Option<time::OffsetDateTime> {
     time::PrimitiveDateTime::parse(value.trim(), format)
         .ok()
         .map(time::PrimitiveDateTime::assume_utc)
-}
-
-/// A transport error in words, with its causes (never a body: there is none).
-fn describe(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        return "timed out".into();
-    }
-    let mut msg = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        msg = format!("{msg}: {s}");
-        source = s.source();
-    }
-    msg
 }
 
 /// An RFC 6749 §5.2 error body, if that is what the answer to `sent` is.

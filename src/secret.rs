@@ -79,6 +79,11 @@ secret!(
     /// The key `serve` requires in `X-Lightfi-Key`.
     ServeKey
 );
+secret!(
+    /// A Vault/OpenBao token, sent in `X-Vault-Token`: reads and writes the
+    /// shared login.
+    VaultToken, Clone
+);
 
 #[cfg(test)]
 mod tests {
@@ -94,6 +99,7 @@ mod tests {
             "ClientSecret(<redacted>)"
         );
         assert_eq!(format!("{:?}", PkceVerifier::new("v")), "PkceVerifier(<redacted>)");
+        assert_eq!(format!("{:?}", VaultToken::new("hvs.x")), "VaultToken(<redacted>)");
         assert_eq!(s.expose(), "eyJ-very-secret");
     }
 
