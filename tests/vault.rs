@@ -318,3 +318,30 @@ fn run_agent(bao: &Bao, config: &Path) {
         std::fs::read_to_string(&log).unwrap()
     );
 }
+
+#[test]
+fn an_https_server_is_trusted_through_its_ca_file_only() {
+    let bao = Bao::start_tls();
+    let with_ca = Vault::new(Settings {
+        cacert: Some(bao.cacert()),
+        ..vault(&bao, bao::ROOT_TOKEN).settings().clone()
+    });
+    assert_eq!(
+        with_ca.write_cas(&record("a1"), 0).unwrap(),
+        CasOutcome::Written { version: 1 }
+    );
+    let err = vault(&bao, bao::ROOT_TOKEN).read().unwrap_err();
+    assert_eq!(err.exit_code(), 5, "{err}");
+    assert!(err.to_string().contains("certificate"), "{err}");
+
+    let not_pem = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(not_pem.path(), "not a certificate").unwrap();
+    let err = Vault::new(Settings {
+        cacert: Some(not_pem.path().to_path_buf()),
+        ..with_ca.settings().clone()
+    })
+    .read()
+    .unwrap_err();
+    assert_eq!(err.exit_code(), 4, "{err}");
+    assert!(err.hint().contains("VAULT_CACERT"), "{}", err.hint());
+}

@@ -33,6 +33,20 @@ pub struct Bao {
 
 impl Bao {
     pub fn start() -> Bao {
+        Bao::start_with(false)
+    }
+
+    /// A dev server on HTTPS with a CA of its own, in [`Bao::cacert`].
+    pub fn start_tls() -> Bao {
+        Bao::start_with(true)
+    }
+
+    /// The CA file of a server from [`Bao::start_tls`].
+    pub fn cacert(&self) -> PathBuf {
+        self.dir.path().join("tls/vault-ca.pem")
+    }
+
+    fn start_with(tls: bool) -> Bao {
         let bin = bao_bin();
         // A port another test takes between our probe and bao's bind makes
         // bao exit: then try another.
@@ -40,13 +54,21 @@ impl Bao {
             let port = free_port();
             let dir = tempfile::tempdir().unwrap();
             let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+            let mut args = vec![
+                "server".to_string(),
+                "-dev".into(),
+                format!("-dev-root-token-id={ROOT_TOKEN}"),
+                format!("-dev-listen-address=127.0.0.1:{port}"),
+            ];
+            if tls {
+                std::fs::create_dir(dir.path().join("tls")).unwrap();
+                args.extend([
+                    "-dev-tls".into(),
+                    format!("-dev-tls-cert-dir={}", dir.path().join("tls").display()),
+                ]);
+            }
             let child = Command::new(&bin)
-                .args([
-                    "server",
-                    "-dev",
-                    &format!("-dev-root-token-id={ROOT_TOKEN}"),
-                    &format!("-dev-listen-address=127.0.0.1:{port}"),
-                ])
+                .args(&args)
                 .env_clear()
                 .env("PATH", std::env::var_os("PATH").unwrap_or_default())
                 .env("HOME", dir.path())
@@ -57,7 +79,7 @@ impl Bao {
                 .expect("start bao server -dev");
             let mut bao = Bao {
                 child: Some(child),
-                addr: format!("http://127.0.0.1:{port}"),
+                addr: format!("{}://127.0.0.1:{port}", if tls { "https" } else { "http" }),
                 dir,
             };
             if bao.wait_healthy() {
@@ -98,9 +120,13 @@ impl Bao {
 
     /// `bao ARGS` against this server as `token`, with `stdin`.
     pub fn cli_as(&self, token: &str, args: &[&str], stdin: &str) -> Output {
-        let mut child = Command::new(bao_bin())
+        let mut command = Command::new(bao_bin());
+        command.env_clear();
+        if self.cacert().exists() {
+            command.env("VAULT_CACERT", self.cacert());
+        }
+        let mut child = command
             .args(args)
-            .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", self.dir.path())
             .env("VAULT_ADDR", &self.addr)
@@ -160,9 +186,11 @@ fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// The status of `GET path` on `addr` (`http://host:port`), or None when nothing answers.
+/// The status of a plain-HTTP `GET path` on `addr`, or None when nothing
+/// answers. An HTTPS server answers it too (400: Go's way of saying "this
+/// is HTTPS"), which is enough to know it is up.
 pub fn http_status(addr: &str, path: &str) -> Option<u16> {
-    let host = addr.strip_prefix("http://")?;
+    let host = addr.split("://").nth(1)?;
     let mut stream = TcpStream::connect(host).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     write!(
