@@ -190,7 +190,7 @@ impl<'a> Git<'a> {
     /// PATH with the folder holding `lightfi-token` first.
     fn path(&self) -> std::ffi::OsString {
         std::env::join_paths(
-            std::iter::once(self.bin.clone()).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
+            std::iter::once(self.bin.clone()).chain(std::env::split_paths(&path_without_lightfi_token())),
         )
         .unwrap()
     }

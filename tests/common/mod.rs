@@ -345,7 +345,7 @@ impl TestEnv {
     }
 
     /// `lightfi-token ARGS` with nothing from the developer's environment:
-    /// only PATH, a temp home, the fake endpoint and the test client. The
+    /// only PATH (without an installed lightfi-token), a temp home, the fake endpoint and the test client. The
     /// refresh token goes to the file (`LIGHTFI_STORAGE=file`), and no D-Bus
     /// session bus is reachable (no DBUS_SESSION_BUS_ADDRESS, XDG_RUNTIME_DIR
     /// in the temp home): no test touches a real keyring. Keyring tests
@@ -353,7 +353,7 @@ impl TestEnv {
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_lightfi-token"));
         cmd.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("PATH", path_without_lightfi_token())
             .env("HOME", self.home())
             .env("XDG_RUNTIME_DIR", self.home())
             .env("LIGHTFI_STORAGE", "file")
@@ -480,6 +480,54 @@ impl TestEnv {
             }
         }
         cmd
+    }
+}
+
+/// The machine's PATH with no `lightfi-token` on it. The README installs
+/// lightfi-token before running the tests, so one is often first on PATH;
+/// a test must run the build under test, and a test of "not on PATH" must
+/// find none. A folder holding one is replaced by a folder of links to
+/// everything else in it, so the other programs there (git, kubectl, …)
+/// are still found.
+pub fn path_without_lightfi_token() -> std::ffi::OsString {
+    static PATH: std::sync::OnceLock<std::ffi::OsString> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let shadows =
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("path-without-lightfi-token.{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&shadows);
+        let dirs: Vec<PathBuf> = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+            .enumerate()
+            .filter_map(|(i, dir)| {
+                let names = ["lightfi-token", "lightfi-token.exe"];
+                if !names.iter().any(|n| dir.join(n).exists()) {
+                    return Some(dir);
+                }
+                shadow_without(&dir, &names, &shadows.join(i.to_string()))
+            })
+            .collect();
+        std::env::join_paths(dirs).expect("PATH entries join again")
+    })
+    .clone()
+}
+
+/// `shadow`: links to everything in `dir` but `names`. None where links
+/// cannot be made: the folder is then left off PATH.
+fn shadow_without(dir: &Path, names: &[&str], shadow: &Path) -> Option<PathBuf> {
+    #[cfg(unix)]
+    {
+        std::fs::create_dir_all(shadow).expect("create a PATH folder without lightfi-token");
+        for entry in std::fs::read_dir(dir).ok()?.flatten() {
+            if !names.iter().any(|n| entry.file_name() == *n) {
+                std::os::unix::fs::symlink(entry.path(), shadow.join(entry.file_name()))
+                    .expect("link a program into the PATH folder without lightfi-token");
+            }
+        }
+        Some(shadow.to_path_buf())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (dir, names, shadow);
+        None
     }
 }
 
@@ -666,10 +714,9 @@ impl EnvRecordingTools {
             .unwrap();
             std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
         }
-        let path = std::env::join_paths(
-            std::iter::once(fake).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
-        )
-        .unwrap();
+        let path =
+            std::env::join_paths(std::iter::once(fake).chain(std::env::split_paths(&path_without_lightfi_token())))
+                .unwrap();
         EnvRecordingTools { path, dumps }
     }
 

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::common::{TestEnv, TestTools, assert_exit, stderr, stdout};
+use crate::common::{TestEnv, TestTools, assert_exit, path_without_lightfi_token, stderr, stdout};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_lightfi-token");
 
@@ -83,7 +83,7 @@ pub fn system_tool(name: &str) -> PathBuf {
 pub fn path_with(first: &[&Path]) -> OsString {
     let mut dirs: Vec<PathBuf> = first.iter().map(|p| p.to_path_buf()).collect();
     dirs.push(bin_dir());
-    dirs.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()));
+    dirs.extend(std::env::split_paths(&path_without_lightfi_token()));
     std::env::join_paths(dirs).unwrap()
 }
 
