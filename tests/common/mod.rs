@@ -57,6 +57,48 @@ pub enum Reply {
     },
     /// Wait, then answer.
     Delay(Duration, Box<Reply>),
+    /// Tell the gate the request is here, wait until the test opens it, then answer.
+    Held(Arc<Gate>, Box<Reply>),
+}
+
+/// Where the fake endpoint holds a request until the test lets it answer:
+/// the test knows the request has arrived (not guesses it from a delay), and
+/// the answer cannot go out before the test says so.
+#[derive(Debug, Default)]
+pub struct Gate {
+    /// Requests arrived, and whether the gate is open.
+    state: Mutex<(usize, bool)>,
+    changed: std::sync::Condvar,
+}
+
+impl Gate {
+    pub fn new() -> Arc<Gate> {
+        Arc::new(Gate::default())
+    }
+
+    /// Wait until `n` requests have arrived; false if they have not within `limit`.
+    pub fn wait_arrivals(&self, n: usize, limit: Duration) -> bool {
+        let state = self.state.lock().unwrap();
+        let (state, _) = self.changed.wait_timeout_while(state, limit, |s| s.0 < n).unwrap();
+        state.0 >= n
+    }
+
+    pub fn arrivals(&self) -> usize {
+        self.state.lock().unwrap().0
+    }
+
+    /// Let every held request (and every later one) answer.
+    pub fn open(&self) {
+        self.state.lock().unwrap().1 = true;
+        self.changed.notify_all();
+    }
+
+    fn arrive_and_wait(&self) {
+        let mut state = self.state.lock().unwrap();
+        state.0 += 1;
+        self.changed.notify_all();
+        let _open = self.changed.wait_while(state, |s| !s.1).unwrap();
+    }
 }
 
 impl Reply {
@@ -227,6 +269,10 @@ fn materialize(reply: Reply, shared: &Shared) -> (u16, Vec<(String, String)>, St
         Reply::Raw { status, headers, body } => (status, headers, body),
         Reply::Delay(d, inner) => {
             std::thread::sleep(d);
+            materialize(*inner, shared)
+        }
+        Reply::Held(gate, inner) => {
+            gate.arrive_and_wait();
             materialize(*inner, shared)
         }
         Reply::Fresh { expires_in, rotate } => {
