@@ -29,6 +29,8 @@ pub struct Recorded {
     pub path: String,
     pub headers: Vec<(String, String)>,
     pub form: Vec<(String, String)>,
+    /// When the request had arrived (its body read).
+    pub at: std::time::Instant,
 }
 
 impl Recorded {
@@ -248,6 +250,7 @@ fn handle(mut request: tiny_http::Request, shared: &Shared) {
             .map(|h| (h.field.to_string(), h.value.to_string()))
             .collect(),
         form: url::form_urlencoded::parse(body.as_bytes()).into_owned().collect(),
+        at: std::time::Instant::now(),
     };
     shared.requests.lock().unwrap().push(recorded);
     let reply = shared
