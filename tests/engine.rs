@@ -425,28 +425,6 @@ fn waiting_caller_uses_the_token_the_lock_holder_stored() {
     assert_eq!(t.server.requests().len(), 0);
 }
 
-/// Read `child`'s stderr until a line contains `text` (true) or it ends, or
-/// 60 s pass (false); the thread returned collects all of it.
-fn stderr_once_it_says(child: &mut std::process::Child, text: &str) -> (bool, std::thread::JoinHandle<String>) {
-    use std::io::BufRead;
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let text = text.to_string();
-    let reader = std::thread::spawn(move || {
-        let mut all = String::new();
-        for line in std::io::BufReader::new(stderr).lines() {
-            let line = line.unwrap_or_default();
-            if line.contains(&text) {
-                let _ = tx.send(());
-            }
-            all.push_str(&line);
-            all.push('\n');
-        }
-        all
-    });
-    (rx.recv_timeout(Duration::from_secs(60)).is_ok(), reader)
-}
-
 #[test]
 fn status_shows_the_login_but_never_a_token() {
     let t = TestEnv::new();
