@@ -523,6 +523,33 @@ pub fn stderr_once_it_says(child: &mut std::process::Child, text: &str) -> (bool
     (rx.recv_timeout(Duration::from_secs(60)).is_ok(), reader)
 }
 
+/// Run `cmd` to its end as `Command::output` does, but give up (kill it,
+/// fail the test) when it has not ended after `limit`.
+pub fn output_within(mut cmd: Command, limit: Duration) -> Output {
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the command");
+    let pid = child.id();
+    let (done, output) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(child.wait_with_output());
+    });
+    match output.recv_timeout(limit) {
+        Ok(out) => out.expect("wait for the command"),
+        Err(_) => {
+            #[cfg(unix)]
+            // SAFETY: kill has no memory preconditions; a stale pid only fails.
+            unsafe {
+                libc::kill(pid as i32, libc::SIGKILL);
+            }
+            // The program only: its environment holds the test's secrets.
+            panic!("{:?} did not answer within {limit:?}", cmd.get_program());
+        }
+    }
+}
+
 pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
