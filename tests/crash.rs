@@ -121,7 +121,7 @@ fn kill_during_write(t: &TestEnv, rotate: bool) -> bool {
         .args(["-e", "inject=fsync:delay_enter=10s", "--", "sh", "-c"])
         .arg(r#"echo $$ > "$0"; exec "$@""#)
         .arg(&pid_file)
-        .arg(env!("CARGO_BIN_EXE_lightfi-token"))
+        .arg(bin())
         .args(["-r", "--force-refresh"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -330,9 +330,8 @@ fn git_and_kubectl_set_up_by_setup_are_recognised() {
         "https://127.0.0.1:{}",
         TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
     );
-    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_lightfi-token"))
-        .parent()
-        .unwrap();
+    let bin = bin();
+    let bin_dir = bin.parent().unwrap();
     // The build under test first on PATH, as after an install; nothing else
     // named lightfi-token (an installed one is taken off).
     let path = std::env::join_paths(

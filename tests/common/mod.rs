@@ -400,7 +400,7 @@ impl TestEnv {
     /// in the temp home): no test touches a real keyring. Keyring tests
     /// (tests/keyring.rs) opt in with a private bus of their own.
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lightfi-token"));
+        let mut cmd = Command::new(bin());
         cmd.env_clear()
             .env("PATH", path_without_lightfi_token())
             .env("HOME", self.home())
@@ -579,6 +579,15 @@ impl TestEnv {
         }
         cmd
     }
+}
+
+/// The binary under test: the one cargo built for these tests, or the one
+/// `LIGHTFI_TEST_BIN` names, to see a test fail on a build from before a
+/// fix (tests/RELIABILITY.md says how).
+pub fn bin() -> PathBuf {
+    std::env::var_os("LIGHTFI_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_lightfi-token")))
 }
 
 /// The machine's PATH with no `lightfi-token` on it. The README installs
