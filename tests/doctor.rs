@@ -330,11 +330,12 @@ fn git_and_kubectl_set_up_by_setup_are_recognised() {
         "https://127.0.0.1:{}",
         TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
     );
-    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_lightfi-token"))
-        .parent()
-        .unwrap();
+    let bin = bin();
+    let bin_dir = bin.parent().unwrap();
+    // The build under test first on PATH, as after an install; nothing else
+    // named lightfi-token (an installed one is taken off).
     let path = std::env::join_paths(
-        std::iter::once(bin_dir.to_path_buf()).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
+        std::iter::once(bin_dir.to_path_buf()).chain(std::env::split_paths(&path_without_lightfi_token())),
     )
     .unwrap();
     for args in [
@@ -358,10 +359,12 @@ fn git_and_kubectl_set_up_by_setup_are_recognised() {
         "kubeconfig users running lightfi-token: lightfi",
     );
 
-    // lightfi-token no longer on git's PATH: said, with the fix.
+    // lightfi-token no longer on git's PATH (even where one is installed:
+    // this PATH has none): said, with the fix.
     answers_like_a_token_endpoint(&t);
     let mut cmd = doctor_cmd(&t, &["--json"]);
-    cmd.env("KUBECONFIG", &kubeconfig);
+    cmd.env("KUBECONFIG", &kubeconfig)
+        .env("PATH", path_without_lightfi_token());
     let json = findings(&run(&t, cmd));
     assert_finding(&json, "git", "warn", "not on PATH");
 }

@@ -51,6 +51,20 @@ fn login_state(browser: &RecordingBrowser) -> String {
     param(&browser.wait_for_url(Duration::from_secs(10)), "state").unwrap()
 }
 
+/// Wait until `n` callers have said on the terminal that they wait for the
+/// lock (each says it once); give up after 60 s.
+fn wait_until_waiting(pty: &Pty, n: usize) {
+    let started = std::time::Instant::now();
+    while pty.output().matches("waiting for another lightfi-token").count() < n {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{n} callers should wait for the lock: did not answer within 60 s: {}",
+            pty.output()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn finish(t: &TestEnv, child: Child) -> std::process::Output {
     let out = child.wait_with_output().unwrap();
     t.assert_no_leak(&out.stderr);
@@ -310,8 +324,8 @@ fn five_concurrent_gets_with_an_empty_store_cause_one_login() {
     let pty = Pty::open();
     let children = gets_at_a_terminal(&t, &browser, port, &pty, 5);
     let state = login_state(&browser);
-    // Give the others time to pile up on the lock.
-    std::thread::sleep(Duration::from_millis(500));
+    // The others pile up on the lock.
+    wait_until_waiting(&pty, 4);
     assert_eq!(http_get(port, &format!("/?code=one-code&state={state}")).0, 200);
     let outputs: Vec<_> = children.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
     for out in &outputs {
@@ -352,7 +366,7 @@ fn a_cancelled_login_is_not_repeated_by_the_callers_that_waited_for_it() {
     let pty = Pty::open();
     let children = gets_at_a_terminal(&t, &browser, port, &pty, 3);
     let state = login_state(&browser);
-    std::thread::sleep(Duration::from_millis(500));
+    wait_until_waiting(&pty, 2);
     assert_eq!(http_get(port, &format!("/?error=access_denied&state={state}")).0, 400);
     for child in children {
         let out = child.wait_with_output().unwrap();
@@ -387,7 +401,7 @@ fn a_short_hold_of_the_lock_does_not_stop_a_terminal_caller_from_logging_in() {
     // the profile for a moment.
     let held = t.hold_lock();
     let children = gets_at_a_terminal(&t, &browser, port, &pty, 1);
-    std::thread::sleep(Duration::from_millis(300));
+    wait_until_waiting(&pty, 1);
     drop(held);
     let state = login_state(&browser);
     assert_eq!(http_get(port, &format!("/?code=c1&state={state}")).0, 200);
@@ -494,7 +508,7 @@ fn the_login_prompt_reaches_the_terminal_when_stderr_is_captured() {
         "-q",
         "-e",
         "-c",
-        &format!("{} -r 2>{}", env!("CARGO_BIN_EXE_lightfi-token"), captured.display()),
+        &format!("{} -r 2>{}", bin().display(), captured.display()),
         "/dev/null",
     ])
     .env("BROWSER", browser.command())

@@ -147,11 +147,16 @@ fn temporary_files_of_killed_writers_are_removed_by_the_next_write() {
 fn a_deleted_lock_file_does_not_let_two_processes_refresh() {
     let t = TestEnv::new();
     t.seed(Some("refresh-0"), Some(("tok-seeded-9", 4000, 3600)));
-    t.server
-        .fallback(Reply::Delay(Duration::from_secs(2), Box::new(Reply::fresh())));
+    // The newcomer's request is held until the first ones are let go, then
+    // answered 2 s later: that is how long they have to (wrongly) refresh too.
+    let gate = Gate::new();
+    t.server.fallback(Reply::Held(
+        gate.clone(),
+        Box::new(Reply::Delay(Duration::from_secs(2), Box::new(Reply::fresh()))),
+    ));
     let held = t.hold_lock();
     // These open the lock file now and wait on it…
-    let first: Vec<_> = (0..4)
+    let mut first: Vec<_> = (0..4)
         .map(|_| {
             t.cmd(&["-r"])
                 .stdout(Stdio::piped())
@@ -160,7 +165,18 @@ fn a_deleted_lock_file_does_not_let_two_processes_refresh() {
                 .unwrap()
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(500));
+    // (each says so once it waits)
+    let stderrs: Vec<_> = first
+        .iter_mut()
+        .map(|child| {
+            let (said, rest) = stderr_once_it_says(child, "waiting for another lightfi-token");
+            assert!(
+                said,
+                "a caller never said it waits for the lock: did not answer within 60 s"
+            );
+            rest
+        })
+        .collect();
     // …then it is deleted, and a newcomer locks a new file and refreshes (slowly).
     std::fs::remove_file(t.lock_path()).unwrap();
     let newcomer = t
@@ -169,16 +185,20 @@ fn a_deleted_lock_file_does_not_let_two_processes_refresh() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while t.server.token_requests().is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    assert!(
+        gate.wait_arrivals(1, Duration::from_secs(60)),
+        "the newcomer's refresh did not arrive: did not answer within 60 s"
+    );
     // The first ones get the old lock while the newcomer's refresh is in flight.
     drop(held);
+    gate.open();
     for child in first.into_iter().chain([newcomer]) {
         let out = child.wait_with_output().unwrap();
         assert_exit(&out, 0);
         assert_eq!(stdout(&out), format!("{}\n", jwt_like(1)));
+    }
+    for stderr in stderrs {
+        t.assert_no_leak(stderr.join().unwrap().as_bytes());
     }
     assert_eq!(t.server.token_requests().len(), 1, "one refresh for one expiry");
 }

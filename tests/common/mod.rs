@@ -29,6 +29,8 @@ pub struct Recorded {
     pub path: String,
     pub headers: Vec<(String, String)>,
     pub form: Vec<(String, String)>,
+    /// When the request had arrived (its body read).
+    pub at: std::time::Instant,
 }
 
 impl Recorded {
@@ -57,6 +59,48 @@ pub enum Reply {
     },
     /// Wait, then answer.
     Delay(Duration, Box<Reply>),
+    /// Tell the gate the request is here, wait until the test opens it, then answer.
+    Held(Arc<Gate>, Box<Reply>),
+}
+
+/// Where the fake endpoint holds a request until the test lets it answer:
+/// the test knows the request has arrived (not guesses it from a delay), and
+/// the answer cannot go out before the test says so.
+#[derive(Debug, Default)]
+pub struct Gate {
+    /// Requests arrived, and whether the gate is open.
+    state: Mutex<(usize, bool)>,
+    changed: std::sync::Condvar,
+}
+
+impl Gate {
+    pub fn new() -> Arc<Gate> {
+        Arc::new(Gate::default())
+    }
+
+    /// Wait until `n` requests have arrived; false if they have not within `limit`.
+    pub fn wait_arrivals(&self, n: usize, limit: Duration) -> bool {
+        let state = self.state.lock().unwrap();
+        let (state, _) = self.changed.wait_timeout_while(state, limit, |s| s.0 < n).unwrap();
+        state.0 >= n
+    }
+
+    pub fn arrivals(&self) -> usize {
+        self.state.lock().unwrap().0
+    }
+
+    /// Let every held request (and every later one) answer.
+    pub fn open(&self) {
+        self.state.lock().unwrap().1 = true;
+        self.changed.notify_all();
+    }
+
+    fn arrive_and_wait(&self) {
+        let mut state = self.state.lock().unwrap();
+        state.0 += 1;
+        self.changed.notify_all();
+        let _open = self.changed.wait_while(state, |s| !s.1).unwrap();
+    }
 }
 
 impl Reply {
@@ -206,6 +250,7 @@ fn handle(mut request: tiny_http::Request, shared: &Shared) {
             .map(|h| (h.field.to_string(), h.value.to_string()))
             .collect(),
         form: url::form_urlencoded::parse(body.as_bytes()).into_owned().collect(),
+        at: std::time::Instant::now(),
     };
     shared.requests.lock().unwrap().push(recorded);
     let reply = shared
@@ -227,6 +272,10 @@ fn materialize(reply: Reply, shared: &Shared) -> (u16, Vec<(String, String)>, St
         Reply::Raw { status, headers, body } => (status, headers, body),
         Reply::Delay(d, inner) => {
             std::thread::sleep(d);
+            materialize(*inner, shared)
+        }
+        Reply::Held(gate, inner) => {
+            gate.arrive_and_wait();
             materialize(*inner, shared)
         }
         Reply::Fresh { expires_in, rotate } => {
@@ -345,15 +394,15 @@ impl TestEnv {
     }
 
     /// `lightfi-token ARGS` with nothing from the developer's environment:
-    /// only PATH, a temp home, the fake endpoint and the test client. The
+    /// only PATH (without an installed lightfi-token), a temp home, the fake endpoint and the test client. The
     /// refresh token goes to the file (`LIGHTFI_STORAGE=file`), and no D-Bus
     /// session bus is reachable (no DBUS_SESSION_BUS_ADDRESS, XDG_RUNTIME_DIR
     /// in the temp home): no test touches a real keyring. Keyring tests
     /// (tests/keyring.rs) opt in with a private bus of their own.
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lightfi-token"));
+        let mut cmd = Command::new(bin());
         cmd.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("PATH", path_without_lightfi_token())
             .env("HOME", self.home())
             .env("XDG_RUNTIME_DIR", self.home())
             .env("LIGHTFI_STORAGE", "file")
@@ -452,6 +501,55 @@ impl TestEnv {
     }
 }
 
+/// Read `child`'s stderr until a line contains `text` (true) or it ends, or
+/// 60 s pass (false); the thread returned collects all of it.
+pub fn stderr_once_it_says(child: &mut std::process::Child, text: &str) -> (bool, std::thread::JoinHandle<String>) {
+    use std::io::BufRead;
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let text = text.to_string();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stderr).lines() {
+            let line = line.unwrap_or_default();
+            if line.contains(&text) {
+                let _ = tx.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    (rx.recv_timeout(Duration::from_secs(60)).is_ok(), reader)
+}
+
+/// Run `cmd` to its end as `Command::output` does, but give up (kill it,
+/// fail the test) when it has not ended after `limit`.
+pub fn output_within(mut cmd: Command, limit: Duration) -> Output {
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the command");
+    let pid = child.id();
+    let (done, output) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(child.wait_with_output());
+    });
+    match output.recv_timeout(limit) {
+        Ok(out) => out.expect("wait for the command"),
+        Err(_) => {
+            #[cfg(unix)]
+            // SAFETY: kill has no memory preconditions; a stale pid only fails.
+            unsafe {
+                libc::kill(pid as i32, libc::SIGKILL);
+            }
+            // The program only: its environment holds the test's secrets.
+            panic!("{:?} did not answer within {limit:?}", cmd.get_program());
+        }
+    }
+}
+
 pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -480,6 +578,63 @@ impl TestEnv {
             }
         }
         cmd
+    }
+}
+
+/// The binary under test: the one cargo built for these tests, or the one
+/// `LIGHTFI_TEST_BIN` names, to see a test fail on a build from before a
+/// fix (tests/RELIABILITY.md says how).
+pub fn bin() -> PathBuf {
+    std::env::var_os("LIGHTFI_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_lightfi-token")))
+}
+
+/// The machine's PATH with no `lightfi-token` on it. The README installs
+/// lightfi-token before running the tests, so one is often first on PATH;
+/// a test must run the build under test, and a test of "not on PATH" must
+/// find none. A folder holding one is replaced by a folder of links to
+/// everything else in it, so the other programs there (git, kubectl, …)
+/// are still found.
+pub fn path_without_lightfi_token() -> std::ffi::OsString {
+    static PATH: std::sync::OnceLock<std::ffi::OsString> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let shadows =
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("path-without-lightfi-token.{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&shadows);
+        let dirs: Vec<PathBuf> = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+            .enumerate()
+            .filter_map(|(i, dir)| {
+                let names = ["lightfi-token", "lightfi-token.exe"];
+                if !names.iter().any(|n| dir.join(n).exists()) {
+                    return Some(dir);
+                }
+                shadow_without(&dir, &names, &shadows.join(i.to_string()))
+            })
+            .collect();
+        std::env::join_paths(dirs).expect("PATH entries join again")
+    })
+    .clone()
+}
+
+/// `shadow`: links to everything in `dir` but `names`. None where links
+/// cannot be made: the folder is then left off PATH.
+fn shadow_without(dir: &Path, names: &[&str], shadow: &Path) -> Option<PathBuf> {
+    #[cfg(unix)]
+    {
+        std::fs::create_dir_all(shadow).expect("create a PATH folder without lightfi-token");
+        for entry in std::fs::read_dir(dir).ok()?.flatten() {
+            if !names.iter().any(|n| entry.file_name() == *n) {
+                std::os::unix::fs::symlink(entry.path(), shadow.join(entry.file_name()))
+                    .expect("link a program into the PATH folder without lightfi-token");
+            }
+        }
+        Some(shadow.to_path_buf())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (dir, names, shadow);
+        None
     }
 }
 
@@ -699,10 +854,9 @@ impl EnvRecordingTools {
             .unwrap();
             std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
         }
-        let path = std::env::join_paths(
-            std::iter::once(fake).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
-        )
-        .unwrap();
+        let path =
+            std::env::join_paths(std::iter::once(fake).chain(std::env::split_paths(&path_without_lightfi_token())))
+                .unwrap();
         EnvRecordingTools { path, dumps }
     }
 

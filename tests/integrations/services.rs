@@ -9,17 +9,17 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::common::{TestEnv, TestTools, assert_exit, stderr, stdout};
-use crate::support::{BIN, Serve, http_request, snippet, snippet_path};
+use crate::support::{Serve, bin, http_request, snippet, snippet_path};
 
 const TOKEN: &str = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJzZXJ2aWNlIn0.service-token";
 
 /// A home as `cargo install` leaves it: the binary at `.cargo/bin/lightfi-token`.
 fn cargo_installed(t: &TestEnv) -> PathBuf {
-    let bin = t.home().join(".cargo/bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let installed = bin.join("lightfi-token");
+    let cargo_bin = t.home().join(".cargo/bin");
+    std::fs::create_dir_all(&cargo_bin).unwrap();
+    let installed = cargo_bin.join("lightfi-token");
     if !installed.exists() {
-        std::os::unix::fs::symlink(BIN, &installed).unwrap();
+        std::os::unix::fs::symlink(bin(), &installed).unwrap();
     }
     installed
 }

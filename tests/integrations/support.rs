@@ -13,9 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::common::{TestEnv, TestTools, assert_exit, stderr, stdout};
+use crate::common::{TestEnv, TestTools, assert_exit, path_without_lightfi_token, stderr, stdout};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_lightfi-token");
+pub use crate::common::bin;
 
 /// The repository root.
 pub fn repo() -> &'static Path {
@@ -36,7 +36,7 @@ pub fn snippet_path(rel: &str) -> PathBuf {
 /// The folder holding the test build of `lightfi-token`, put first on PATH so
 /// snippets can call it by name, as users do.
 pub fn bin_dir() -> PathBuf {
-    Path::new(BIN).parent().unwrap().to_path_buf()
+    bin().parent().unwrap().to_path_buf()
 }
 
 /// A program of the Python venv under `tests/tools` (requests, httpx, httpie,
@@ -83,7 +83,7 @@ pub fn system_tool(name: &str) -> PathBuf {
 pub fn path_with(first: &[&Path]) -> OsString {
     let mut dirs: Vec<PathBuf> = first.iter().map(|p| p.to_path_buf()).collect();
     dirs.push(bin_dir());
-    dirs.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()));
+    dirs.extend(std::env::split_paths(&path_without_lightfi_token()));
     std::env::join_paths(dirs).unwrap()
 }
 
@@ -134,7 +134,11 @@ impl CountingShim {
         let script = dir.join("lightfi-token");
         std::fs::write(
             &script,
-            format!("#!/bin/sh\necho run >> '{}'\nexec '{BIN}' \"$@\"\n", log.display()),
+            format!(
+                "#!/bin/sh\necho run >> '{}'\nexec '{}' \"$@\"\n",
+                log.display(),
+                bin().display()
+            ),
         )
         .unwrap();
         make_executable(&script);
