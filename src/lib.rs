@@ -32,3 +32,4 @@ pub mod secret;
 pub mod serve;
 pub mod store;
 pub mod token;
+pub mod variables;

@@ -25,9 +25,6 @@ use crate::report;
 
 use super::{Runner, on_path, runs_lightfi_token};
 
-/// The LightFi API's URL: the git server the helper is set up for unless `--host` names another.
-pub const DEFAULT_HOST: &str = "https://api.lightfi.example";
-
 pub fn run(args: &SetupGitArgs, profile: &str) -> Result<()> {
     let url = normalize_url(&args.host)?;
     let key = format!("credential.{url}.helper");
@@ -113,7 +110,7 @@ fn normalize_url(raw: &str) -> Result<String> {
                 raw
             }
         ),
-        hint: format!("give the git server's URL, e.g. --host {DEFAULT_HOST}"),
+        hint: format!("give the git server's URL, e.g. --host {}", config::DEFAULT_GIT_HOST),
     };
     let url = url::Url::parse(raw).map_err(|e| bad(&e.to_string()))?;
     if !url.username().is_empty() || url.password().is_some() {
