@@ -333,7 +333,7 @@ impl SetupTool {
 #[derive(Debug, Args)]
 pub struct SetupGitArgs {
     /// The git server's URL: git gives the helper's token to this scheme, host and port only
-    #[arg(long, value_name = "URL", default_value = crate::commands::setup::git::DEFAULT_HOST)]
+    #[arg(long, value_name = "URL", default_value = crate::config::DEFAULT_GIT_HOST)]
     pub host: String,
 
     /// Print the git commands instead of running them
@@ -498,7 +498,7 @@ mod tests {
             panic!("not setup git: {command:?}")
         };
         assert!(args.dry_run && !args.remove);
-        assert_eq!(args.host, crate::commands::setup::git::DEFAULT_HOST);
+        assert_eq!(args.host, crate::config::DEFAULT_GIT_HOST);
         assert_eq!(g.profile.as_deref(), Some("x"));
         let (command, _) = parse(&["lightfi-token", "setup", "kubectl", "--cluster", "c", "--remove"]);
         assert!(

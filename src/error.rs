@@ -1,7 +1,8 @@
 //! One error type for the whole program: each variant is a state the caller
 //! can act on, with one exit code from the README's table and one `hint:` line that
-//! says what to do next. Messages never contain a token or secret: values
-//! that could are `Secret`s and print as `<redacted>`.
+//! says what to do next. Messages never contain a token or secret: each
+//! secret has its own type in `secret.rs`, which has no `Display` (it cannot
+//! be formatted into a message) and whose `Debug` prints `<redacted>` for the value.
 
 use std::fmt;
 use std::path::PathBuf;

@@ -4,15 +4,18 @@
 //! in process.
 //!
 //! Layers, top to bottom — data flows one way:
-//! - [`cli`], [`commands`]: the command line, one file per command.
-//! - [`token`]: the engine (cached → locked re-read → refresh → login) and
-//!   the only writer of the [`store`].
-//! - [`login`], [`oauth`], [`serve`], [`git`]: the flows and protocols, which
-//!   return what they got and never store.
+//! - [`cli`], [`commands`]: the command line, one file or folder per command;
+//!   `commands/serve/` is the long-running one, a loopback server answering
+//!   through the engine as `get` does.
+//! - [`token`] (a folder): the engine (cached → locked re-read → refresh →
+//!   login) and the only writer of the [`store`].
+//! - [`login`], [`oauth`], [`git`]: the flows and protocols, which return what
+//!   they got and never store.
 //! - [`vault`]: the login shared by a fleet in a Vault/OpenBao KV secret.
-//! - [`config`], [`store`], [`keyring`], [`http`], [`net`], [`process`], [`report`],
-//!   [`secret`], [`output`], [`error`], [`jwt`]: settings, files, servers, the
-//!   HTTPS client, children, messages and types.
+//! - [`config`] (a folder: flags, `config.toml`, the client as one unit),
+//!   [`store`] (a folder), [`keyring`], [`http`], [`net`], [`process`], [`platform`],
+//!   [`report`], [`secret`], [`output`], [`error`], [`jwt`], [`variables`]:
+//!   settings, files, servers, children, messages and types.
 #![deny(unsafe_code)]
 
 pub mod cli;
@@ -31,7 +34,7 @@ pub mod platform;
 pub mod process;
 pub mod report;
 pub mod secret;
-pub mod serve;
 pub mod store;
 pub mod token;
+pub mod variables;
 pub mod vault;

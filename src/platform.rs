@@ -181,15 +181,3 @@ pub fn port_owner(port: u16) -> Option<(u32, String)> {
         None
     }
 }
-
-/// The controlling terminal, for writing, if there is one.
-pub fn terminal() -> Option<File> {
-    #[cfg(unix)]
-    {
-        OpenOptions::new().write(true).open("/dev/tty").ok()
-    }
-    #[cfg(not(unix))]
-    {
-        None
-    }
-}

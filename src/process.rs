@@ -5,13 +5,13 @@
 use std::ffi::OsStr;
 use std::process::Command;
 
-/// Variables holding what can mint tokens: a child needs none of them.
-pub const SECRET_VARS: [&str; 3] = ["LIGHTFI_CLIENT_SECRET", "CLIENT_SECRET", "LIGHTFI_REFRESH_TOKEN"];
+use crate::variables;
 
-/// `Command::new(program)` with the secret-bearing variables removed.
+/// `Command::new(program)` with the secret-bearing variables removed: they
+/// hold what can mint tokens, and a child needs none of them.
 pub fn command(program: impl AsRef<OsStr>) -> Command {
     let mut command = Command::new(program);
-    for name in SECRET_VARS {
+    for name in variables::secrets() {
         command.env_remove(name);
     }
     command

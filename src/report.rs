@@ -74,9 +74,21 @@ pub fn prompt(text: &str) {
     use std::io::IsTerminal;
     let _ = std::io::stderr().write_all(text.as_bytes());
     if !std::io::stderr().is_terminal()
-        && let Some(mut tty) = crate::platform::terminal()
+        && let Some(mut tty) = terminal()
     {
         let _ = tty.write_all(text.as_bytes());
+    }
+}
+
+/// The controlling terminal, for writing, if there is one.
+fn terminal() -> Option<std::fs::File> {
+    #[cfg(unix)]
+    {
+        std::fs::OpenOptions::new().write(true).open("/dev/tty").ok()
+    }
+    #[cfg(not(unix))]
+    {
+        None
     }
 }
 

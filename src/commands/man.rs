@@ -71,11 +71,13 @@ pub fn page() -> Vec<u8> {
     let mut roff = Roff::new();
     roff.control("SH", ["COMMANDS"]);
     page += &body(&roff);
-    for sub in cli
-        .get_subcommands()
-        .filter(|s| !s.is_hide_set() && s.get_name() != "help")
-    {
-        page += &command(sub, &is_global);
+    let shown = |s: &&clap::Command| !s.is_hide_set() && s.get_name() != "help";
+    for sub in cli.get_subcommands().filter(shown) {
+        page += &command(sub, sub.get_name(), &is_global);
+        // `setup`'s tools, each with its own options.
+        for tool in sub.get_subcommands().filter(shown) {
+            page += &command(tool, &format!("{} {}", sub.get_name(), tool.get_name()), &is_global);
+        }
     }
 
     page += &body(&extra_sections());
@@ -116,8 +118,7 @@ fn body(roff: &Roff) -> String {
 
 /// One command under COMMANDS: its synopsis, what it does, its own options
 /// (the global ones are listed once, under GLOBAL OPTIONS).
-fn command(sub: &clap::Command, is_global: &dyn Fn(&clap::Arg) -> bool) -> String {
-    let name = sub.get_name();
+fn command(sub: &clap::Command, name: &str, is_global: &dyn Fn(&clap::Arg) -> bool) -> String {
     let own: Vec<&clap::Arg> = sub
         .get_arguments()
         .filter(|a| !is_global(a) && !matches!(a.get_id().as_str(), "help" | "version"))
@@ -315,14 +316,26 @@ mod tests {
             let roff = format!("lightfi\\-token {}", command.replace('-', "\\-"));
             assert!(page.contains(&roff), "no `{roff}`");
         }
-        for option in [
-            "\\-\\-min\\-valid",
-            "\\-\\-no\\-browser",
-            "\\-\\-show\\-key",
-            "\\-\\-lock\\-timeout",
-        ] {
-            assert!(page.contains(option), "no `{option}`");
+        let mut cli = Cli::command();
+        cli.build();
+        let commands = std::iter::once(&cli).chain(
+            cli.get_subcommands()
+                .flat_map(|c| std::iter::once(c).chain(c.get_subcommands())),
+        );
+        let mut checked = 0;
+        for command in commands {
+            for arg in command.get_arguments().filter(|a| !a.is_hide_set()) {
+                if let Some(long) = arg.get_long() {
+                    let roff = format!("\\-\\-{}", long.replace('-', "\\-"));
+                    assert!(page.contains(&roff), "{}: no `{roff}`", command.get_name());
+                    checked += 1;
+                }
+            }
         }
+        assert!(
+            checked > 40,
+            "only {checked} options seen: the subcommands were not built"
+        );
         assert_eq!(
             page.matches("\\fB\\-\\-lock\\-timeout\\fR").count(),
             1,

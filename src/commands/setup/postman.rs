@@ -9,10 +9,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::cli::SetupPostmanArgs;
+use crate::commands::serve;
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::report;
-use crate::serve;
 
 const ENVIRONMENT: &str = include_str!("../../../integrations/postman/lightfi.postman_environment.json");
 const COLLECTION: &str = include_str!("../../../integrations/postman/lightfi.postman_collection.json");

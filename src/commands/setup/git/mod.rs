@@ -36,9 +36,6 @@ use crate::report;
 
 use super::{Runner, on_path, runs_lightfi_token};
 
-/// The LightFi API's URL: the git server the helper is set up for unless `--host` names another.
-pub const DEFAULT_HOST: &str = "https://api.lightfi.example";
-
 pub fn run(args: &SetupGitArgs, profile: &str) -> Result<()> {
     let url = normalize_url(&args.host)?;
     let key = format!("credential.{url}.helper");
@@ -149,7 +146,7 @@ fn normalize_url(raw: &str) -> Result<String> {
                 report::sanitize(raw)
             }
         ),
-        hint: format!("give the git server's URL, e.g. --host {DEFAULT_HOST}"),
+        hint: format!("give the git server's URL, e.g. --host {}", config::DEFAULT_GIT_HOST),
     };
     // The URL parser drops tabs and newlines anywhere: `git.example\n.evil`
     // would become another host.

@@ -1,4 +1,4 @@
-//! `lightfi-token serve`: `GET /token` on loopback for tools that cannot run
+//! `lightfi-token serve`: a long-running command, `GET /token` on loopback for tools that cannot run
 //! a program (Postman, Insomnia, VS Code REST Client), answering the `json`
 //! format through the same locked path as `get`, never with a browser login.
 //!
@@ -49,8 +49,27 @@ const BUSY_AFTER: Duration = Duration::from_secs(3);
 /// How often idle threads look whether a stop was asked for.
 const POLL: Duration = Duration::from_millis(200);
 
+/// `--show-key` prints the key, `--rotate-key` replaces it; else serve.
+pub fn run(settings: &Settings, port: u16, show_key: bool, rotate_key: bool, min_valid: u64) -> Result<()> {
+    if show_key {
+        let (key, _) = key::load_or_create(settings)?;
+        return report::print(format!("{}\n", key.expose()).as_bytes());
+    }
+    if rotate_key {
+        let path = key::rotate(settings)?;
+        report::note(&format!(
+            "new serve key written to {}: the old one is refused from now on, also by a `lightfi-token serve` \
+             already running; `lightfi-token serve --show-key` prints the new one (put it in Postman's \
+             lightfi_key, or run `lightfi-token setup postman` again)",
+            path.display()
+        ));
+        return Ok(());
+    }
+    serve(settings, port, min_valid)
+}
+
 /// Serve until stopped by a signal.
-pub fn run(settings: &Settings, port: u16, min_valid: u64) -> Result<()> {
+fn serve(settings: &Settings, port: u16, min_valid: u64) -> Result<()> {
     let (key, key_path) = key::load_or_create(settings)?;
     let listeners = http::listen_loopback(port, true, true).map_err(|e| cannot_listen(&e))?;
     let port = listeners[0].addr.port();

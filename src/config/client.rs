@@ -1,0 +1,256 @@
+//! The OAuth client resolved as one unit: its id and secret from one layer,
+//! the secret sent only to its own server, and `LIGHTFI_REFRESH_TOKEN` never
+//! sent to a server a profile's table names (see the README's "Which
+//! settings belong together").
+
+use super::checks::check_oauth_url;
+use super::{Client, DEFAULT_OAUTH_URL, Endpoints, Layers, Source, layered};
+use crate::error::{Error, Result};
+use crate::secret::{ClientSecret, RefreshToken};
+
+/// The client and where its parts came from.
+pub(super) struct Resolved {
+    pub client: Client,
+    pub id_source: Source,
+    /// None when there is no client secret.
+    pub secret_source: Option<Source>,
+    pub url_source: Source,
+    pub env_refresh_token: Option<RefreshToken>,
+}
+
+/// The client, or None when no layer gives a client id.
+pub(super) fn resolve(layers: &Layers, warnings: &mut Vec<String>) -> Result<Option<Resolved>> {
+    let Some(id) = id_and_secret(layers) else {
+        return Ok(None);
+    };
+    if let Some(warning) = unused_secret(layers, id.source) {
+        warnings.push(warning);
+    }
+    let secret_source = id.secret.as_ref().map(|_| id.secret_source);
+    let (url, url_source) = oauth_url(layers, secret_source)?;
+    let env_refresh_token = (layers.env)("LIGHTFI_REFRESH_TOKEN").map(RefreshToken::new);
+    if env_refresh_token.is_some() && url_source == Source::File {
+        return Err(Error::config(
+            format!(
+                "LIGHTFI_REFRESH_TOKEN is not sent to the oauth_url of config.toml [{}]",
+                layers.profile
+            ),
+            "pass the OAuth URL with --oauth-url or LIGHTFI_OAUTH_URL (or use the default one) when using LIGHTFI_REFRESH_TOKEN",
+        ));
+    }
+    Ok(Some(Resolved {
+        client: Client {
+            id: id.id,
+            secret: id.secret,
+            endpoints: Endpoints { base: url },
+        },
+        id_source: id.source,
+        secret_source,
+        url_source,
+        env_refresh_token,
+    }))
+}
+
+/// A client id, the secret given the same way, and where each came from.
+struct Id {
+    id: String,
+    source: Source,
+    secret: Option<ClientSecret>,
+    secret_source: Source,
+}
+
+/// The first layer's client id, with that layer's secret: flag and
+/// `LIGHTFI_CLIENT_ID` take `LIGHTFI_CLIENT_SECRET`, the table its own
+/// `client_secret`, and the legacy `CLIENT_ID` comes last with `CLIENT_SECRET`.
+fn id_and_secret(layers: &Layers) -> Option<Id> {
+    let env = layers.env;
+    let env_secret = || env("LIGHTFI_CLIENT_SECRET").map(ClientSecret::new);
+    let with_env_secret = |id, source| Id {
+        id,
+        source,
+        secret: env_secret(),
+        secret_source: Source::Env("LIGHTFI_CLIENT_SECRET"),
+    };
+    if let Some(id) = layers.args.client_id.clone() {
+        return Some(with_env_secret(id, Source::Flag("--client-id")));
+    }
+    if let Some(id) = env("LIGHTFI_CLIENT_ID") {
+        return Some(with_env_secret(id, Source::Env("LIGHTFI_CLIENT_ID")));
+    }
+    if let Some(id) = layers.file.client_id.clone() {
+        return Some(Id {
+            id,
+            source: Source::File,
+            secret: layers.file.client_secret.clone(),
+            secret_source: Source::File,
+        });
+    }
+    env("CLIENT_ID").map(|id| Id {
+        id,
+        source: Source::Env("CLIENT_ID"),
+        secret: env("CLIENT_SECRET").map(ClientSecret::new),
+        secret_source: Source::Env("CLIENT_SECRET"),
+    })
+}
+
+/// A secret given for another layer's client id is not used: the warning that says so.
+fn unused_secret(layers: &Layers, id_source: Source) -> Option<String> {
+    let unused = match id_source {
+        Source::File => (layers.env)("LIGHTFI_CLIENT_SECRET").map(|_| "LIGHTFI_CLIENT_SECRET"),
+        _ => layers
+            .file
+            .client_secret
+            .as_ref()
+            .map(|_| "client_secret in config.toml"),
+    }?;
+    Some(format!(
+        "{unused} is not used: the client id comes from {}, and a secret is only sent with the client id given the same way",
+        id_source.describe(layers.profile)
+    ))
+}
+
+/// The OAuth base URL, checked, and where it came from; refused when it
+/// would take the table's client secret to another server than the table's.
+fn oauth_url(layers: &Layers, secret_source: Option<Source>) -> Result<(String, Source)> {
+    let (url, source) = layered(
+        ("--oauth-url", layers.args.oauth_url.clone()),
+        ("LIGHTFI_OAUTH_URL", (layers.env)("LIGHTFI_OAUTH_URL")),
+        layers.file.oauth_url.clone(),
+        DEFAULT_OAUTH_URL,
+    );
+    let url = check_oauth_url(&url)?;
+    if secret_source == Some(Source::File) && matches!(source, Source::Flag(_) | Source::Env(_)) {
+        let own = check_oauth_url(layers.file.oauth_url.as_deref().unwrap_or(DEFAULT_OAUTH_URL))?;
+        if own != url {
+            let by = source.describe(layers.profile);
+            return Err(Error::config(
+                format!(
+                    "{by} would send the client secret of config.toml [{}] to another OAuth server than its own",
+                    layers.profile
+                ),
+                format!(
+                    "give the client id and secret the same way as the OAuth URL (LIGHTFI_CLIENT_ID and LIGHTFI_CLIENT_SECRET), or drop {by}"
+                ),
+            ));
+        }
+    }
+    Ok((url, source))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::*;
+    use super::super::{DEFAULT_OAUTH_URL, Source};
+
+    #[test]
+    fn seed_script_variables_are_accepted_after_lightfi_ones() {
+        let home = home_with("");
+        let h = home.path().to_str().unwrap();
+        let env = [
+            ("LIGHTFI_TOKEN_HOME", h),
+            ("CLIENT_ID", "seed"),
+            ("CLIENT_SECRET", "shh"),
+        ];
+        let s = resolved(&args(&[]), env_of(&env)).unwrap();
+        assert_eq!(s.client.id, "seed");
+        assert_eq!(s.client.secret.unwrap().expose(), "shh");
+        let env = [
+            ("LIGHTFI_TOKEN_HOME", h),
+            ("CLIENT_ID", "seed"),
+            ("LIGHTFI_CLIENT_ID", "new"),
+        ];
+        assert_eq!(resolved(&args(&[]), env_of(&env)).unwrap().client.id, "new");
+    }
+
+    #[test]
+    fn a_legacy_secret_never_joins_a_profile_tables_client() {
+        let home = home_with(STAGING);
+        let h = home.path().to_str().unwrap();
+        let env = [("LIGHTFI_TOKEN_HOME", h), ("CLIENT_SECRET", "prod-secret")];
+        let s = resolved(&args(&["--profile", "staging"]), env_of(&env)).unwrap();
+        assert_eq!(s.client.id, "staging-id");
+        assert!(s.client.secret.is_none());
+        // Nor does CLIENT_ID replace the table's own client.
+        let env = [
+            ("LIGHTFI_TOKEN_HOME", h),
+            ("CLIENT_ID", "other"),
+            ("CLIENT_SECRET", "x"),
+        ];
+        let s = resolved(&args(&["--profile", "staging"]), env_of(&env)).unwrap();
+        assert_eq!(
+            (s.client.id.as_str(), s.sources.client_id),
+            ("staging-id", Source::File)
+        );
+        assert!(s.client.secret.is_none());
+    }
+
+    #[test]
+    fn the_secret_comes_from_the_layer_of_the_client_id() {
+        let home = home_with("[default]\nclient_id = \"file-id\"\nclient_secret = \"file-secret\"\n");
+        let h = home.path().to_str().unwrap();
+        let env = [
+            ("LIGHTFI_TOKEN_HOME", h),
+            ("LIGHTFI_CLIENT_ID", "env-id"),
+            ("LIGHTFI_CLIENT_SECRET", "env-secret"),
+        ];
+        let s = resolved(&args(&[]), env_of(&env)).unwrap();
+        assert_eq!(s.client.secret.unwrap().expose(), "env-secret");
+        let s = resolved(&args(&["--client-id", "flag-id"]), env_of(&env[..2])).unwrap();
+        assert!(
+            s.client.secret.is_none(),
+            "the table's secret is not the flag's client's"
+        );
+        let s = resolved(&args(&[]), env_of(&[env[0], env[2]])).unwrap();
+        assert_eq!(s.client.secret.unwrap().expose(), "file-secret");
+        let said = warnings(&args(&[]), &[env[0], env[2]]);
+        assert!(
+            said.iter().any(|w| w.contains("LIGHTFI_CLIENT_SECRET is not used")),
+            "{said:?}"
+        );
+    }
+
+    #[test]
+    fn a_tables_secret_never_goes_to_another_server() {
+        let home = home_with("[default]\nclient_id = \"id\"\nclient_secret = \"s\"\n");
+        let h = home.path().to_str().unwrap();
+        let env = [
+            ("LIGHTFI_TOKEN_HOME", h),
+            ("LIGHTFI_OAUTH_URL", "https://evil.example/oauth2"),
+        ];
+        let err = resolved(&args(&[]), env_of(&env)).unwrap_err();
+        assert_eq!(err.exit_code(), 4);
+        assert!(
+            err.to_string().contains("LIGHTFI_OAUTH_URL") && err.to_string().contains("[default]"),
+            "{err}"
+        );
+        let err = resolved(
+            &args(&["--oauth-url", "https://evil.example/oauth2"]),
+            env_of(&env[..1]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("--oauth-url"), "{err}");
+        // The same URL as the table's (here the default) is fine.
+        let same = [("LIGHTFI_TOKEN_HOME", h), ("LIGHTFI_OAUTH_URL", DEFAULT_OAUTH_URL)];
+        assert!(resolved(&args(&[]), env_of(&same)).is_ok());
+    }
+
+    #[test]
+    fn the_ci_refresh_token_never_goes_to_a_tables_server() {
+        let home = home_with(STAGING);
+        let h = home.path().to_str().unwrap();
+        let env = [("LIGHTFI_TOKEN_HOME", h), ("LIGHTFI_REFRESH_TOKEN", "rt")];
+        let err = resolved(&args(&["--profile", "staging"]), env_of(&env)).unwrap_err();
+        assert_eq!(err.exit_code(), 4);
+        assert!(
+            err.to_string().contains("LIGHTFI_REFRESH_TOKEN") && err.to_string().contains("[staging]"),
+            "{err}"
+        );
+        // A table with only a client id and the default URL, as the README's CI example.
+        let home = home_with("[default]\nclient_id = \"id\"\n");
+        let env = [
+            ("LIGHTFI_TOKEN_HOME", home.path().to_str().unwrap()),
+            ("LIGHTFI_REFRESH_TOKEN", "rt"),
+        ];
+        assert!(resolved(&args(&[]), env_of(&env)).is_ok());
+    }
+}
