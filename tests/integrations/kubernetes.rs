@@ -276,8 +276,8 @@ fn setup_kubectl_knows_its_user_when_the_binary_is_renamed() {
     let kube = Kube::new(&t);
     // A versioned copy, as a package manager or a download may name it.
     let renamed = t.home().join("lightfi-token-1.2.3");
-    if std::fs::hard_link(BIN, &renamed).is_err() {
-        std::fs::copy(BIN, &renamed).unwrap();
+    if std::fs::hard_link(bin(), &renamed).is_err() {
+        std::fs::copy(bin(), &renamed).unwrap();
     }
     let server = format!("https://127.0.0.1:{}", free_port());
     let setup = |args: &[&str]| {
