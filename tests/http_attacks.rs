@@ -2,7 +2,8 @@
 //! `serve` and the callback listener of a waiting `login` — must neither kill
 //! nor stall them: connections reset right after their request, a header
 //! that never ends, thousands of connections that never finish their
-//! request head, and request bodies announced but never sent.
+//! request head, request bodies announced but never sent, and requests
+//! pipelined without end on a connection that never reads the answers.
 //!
 //! Every test checks that the process is still running, that no thread of it
 //! panicked (under `cargo test` a panic kills one thread, not the process, so
