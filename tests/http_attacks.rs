@@ -2,7 +2,8 @@
 //! `serve` and the callback listener of a waiting `login` — must neither kill
 //! nor stall them: connections reset right after their request, a header
 //! that never ends, thousands of connections that never finish their
-//! request head, and request bodies announced but never sent.
+//! request head, request bodies announced but never sent, and requests
+//! pipelined without end on a connection that never reads the answers.
 //!
 //! Every test checks that the process is still running, that no thread of it
 //! panicked (under `cargo test` a panic kills one thread, not the process, so
@@ -19,6 +20,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
@@ -504,4 +506,119 @@ fn serve_survives_request_bodies_that_never_come() {
 fn login_callback_survives_request_bodies_that_never_come() {
     let t = TestEnv::new();
     unsent_bodies(&t, Target::login(&t));
+}
+
+/// How long `unread_pipeline` floods, and how long a probe may wait.
+const FLOOD_FOR: Duration = Duration::from_secs(6);
+const PROBE_WITHIN: Duration = Duration::from_secs(5);
+/// Most memory (peak resident set) a server may reach under the flood.
+const MAX_FLOOD_RSS_KIB: u64 = 64 * 1024;
+/// Where the flood stops early, so that a server that buffers it all does
+/// not take the machine's memory with it.
+const FLOOD_ABORT_RSS_KIB: u64 = 512 * 1024;
+
+/// One connection that pipelines `GET /token` back to back and never reads
+/// an answer, reconnecting whenever the server closes it, for `FLOOD_FOR`
+/// or until `stop`. Returns the bytes sent.
+fn pipeline_flood(addr: SocketAddr, stop: Arc<AtomicBool>) -> u64 {
+    let request = format!("GET /token HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\r\n", addr.port());
+    let batch = request.repeat(512);
+    let deadline = Instant::now() + FLOOD_FOR;
+    let mut sent = 0u64;
+    'connections: while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
+        let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
+            continue;
+        };
+        stream.set_write_timeout(Some(Duration::from_millis(100))).unwrap();
+        while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
+            match stream.write(batch.as_bytes()) {
+                Ok(n) => sent += n as u64,
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(_) => continue 'connections,
+            }
+        }
+    }
+    sent
+}
+
+/// A legitimate request with `Connection: close` in its own thread; its
+/// outcome (answered as expected within `PROBE_WITHIN`) comes on `results`.
+fn probe(target: &Target, results: &mpsc::Sender<bool>) {
+    let (request, expected) = target.legit_request();
+    let (addr, results) = (target.addr(), results.clone());
+    std::thread::spawn(move || {
+        let answered = ask(addr, request.as_bytes(), PROBE_WITHIN).is_ok_and(|status| status == expected);
+        let _ = results.send(answered);
+    });
+}
+
+/// HTTP/1.1 requests pipelined on one connection whose answers are never
+/// read: the server must hold one of them at a time (not parse ahead and
+/// queue answers by the million), give up on a client that does not take
+/// its answer, and keep answering others during and after the flood.
+fn unread_pipeline(t: &TestEnv, mut target: Target) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flood = std::thread::spawn({
+        let (addr, stop) = (target.addr(), stop.clone());
+        move || pipeline_flood(addr, stop)
+    });
+    let (during_tx, during) = mpsc::channel();
+    let mut peak = 0;
+    let started = Instant::now();
+    let mut probes_during = 0;
+    while !flood.is_finished() {
+        if started.elapsed() >= Duration::from_secs(probes_during) {
+            probe(&target, &during_tx);
+            probes_during += 1;
+        }
+        target.assert_alive("a pipelined flood");
+        peak = peak.max(target.status("VmRSS"));
+        if peak > FLOOD_ABORT_RSS_KIB {
+            stop.store(true, Ordering::Relaxed);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let sent = flood.join().unwrap();
+    let (after_tx, after) = mpsc::channel();
+    for _ in 0..4 {
+        probe(&target, &after_tx);
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    drop((during_tx, after_tx));
+    let answered_during = during.iter().filter(|&ok| ok).count();
+    let answered_after = after.iter().filter(|&ok| ok).count();
+    let hwm = target.status("VmHWM");
+    eprintln!(
+        "pipelined flood: {sent} bytes sent; VmRSS peak {peak} KiB, VmHWM {hwm} KiB; \
+         probes answered: {answered_during} of {probes_during} during, {answered_after} of 4 after"
+    );
+    target.assert_alive("a pipelined flood");
+    assert!(
+        peak <= MAX_FLOOD_RSS_KIB && hwm <= MAX_FLOOD_RSS_KIB,
+        "the server grew to {peak} KiB resident (peak {hwm} KiB) under a pipelined flood\n{}",
+        target.log_excerpt()
+    );
+    assert!(
+        answered_during * 2 >= probes_during as usize,
+        "only {answered_during} of {probes_during} requests were answered during the flood\n{}",
+        target.log_excerpt()
+    );
+    assert!(
+        answered_after >= 3,
+        "only {answered_after} of 4 requests were answered after the flood\n{}",
+        target.log_excerpt()
+    );
+    target.finish(t);
+}
+
+#[test]
+fn serve_survives_a_pipelined_flood_never_read() {
+    let t = TestEnv::new();
+    unread_pipeline(&t, Target::serve(&t));
+}
+
+#[test]
+fn login_callback_survives_a_pipelined_flood_never_read() {
+    let t = TestEnv::new();
+    unread_pipeline(&t, Target::login(&t));
 }

@@ -91,11 +91,6 @@ impl ClientConnection {
         }
     }
 
-    /// true if the connection is HTTPS
-    pub fn secure(&self) -> bool {
-        self.secure
-    }
-
     /// Reads one byte of the head, or of a body to skip before it (`owed`:
     /// bytes the client announced), within the head's time.
     fn read_head_byte(&mut self, owed: bool) -> Result<u8, ReadError> {

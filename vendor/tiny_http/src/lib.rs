@@ -306,6 +306,8 @@ impl Server {
                                 continue;
                             }
                         };
+                        // an answer the client does not take ends the connection
+                        let _ = control.set_write_timeout(Some(util::limits::WRITE_TIMEOUT));
                         let slot = match limiter.admit(control, &inside_close_trigger) {
                             Some(slot) => slot,
                             None => break,
@@ -356,16 +358,18 @@ impl Server {
                         let mut client = Some(client);
                         tasks_pool.spawn(Box::new(move || {
                             if let Some(client) = client.take() {
-                                // Synchronization is needed for HTTPS requests to avoid a deadlock
-                                if client.secure() {
-                                    let (sender, receiver) = mpsc::channel();
-                                    for rq in client {
-                                        messages.push(rq.with_notify_sender(sender.clone()).into());
-                                        receiver.recv().unwrap();
-                                    }
-                                } else {
-                                    for rq in client {
-                                        messages.push(rq.into());
+                                // One request in flight per connection (and for
+                                // HTTPS, no deadlock): the next head is read only
+                                // once this one's answer is flushed, so a client
+                                // that pipelines requests and never reads the
+                                // answers makes the server hold one request, not
+                                // a queue of them, and the message queue holds at
+                                // most one request per connection.
+                                let (sender, receiver) = mpsc::channel();
+                                for rq in client {
+                                    messages.push(rq.with_notify_sender(sender.clone()).into());
+                                    if receiver.recv().is_err() {
+                                        break;
                                     }
                                 }
                             }

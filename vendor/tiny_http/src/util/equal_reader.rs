@@ -97,7 +97,7 @@ mod tests {
 
         let mut org_reader = Cursor::new("hello world".to_string().into_bytes());
 
-        let unread = std::sync::Arc::default();
+        let unread: std::sync::Arc<std::sync::atomic::AtomicUsize> = std::sync::Arc::default();
         {
             let mut equal_reader = EqualReader::new(org_reader.by_ref(), 5, unread.clone());
 

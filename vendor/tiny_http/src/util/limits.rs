@@ -1,5 +1,7 @@
 //! Bounds on what clients can make a `Server` hold: the size and the time of
-//! a request head, and the number of connections handled at once.
+//! a request head, the time an answer may wait for its client, and the
+//! number of connections (and so of queued requests) handled at once. All of
+//! the fork's limits are the constants here.
 //!
 //! Every connection a `Server` handles holds a [`Slot`]. At most
 //! [`MAX_CONNECTIONS`] are handed out; when all are taken, the accept thread
@@ -29,8 +31,15 @@ pub(crate) const MAX_HEAD_BYTES: usize = 8 * 1024;
 pub(crate) const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Connections handled at once by one `Server`; also its most threads.
-/// A program listening on both 127.0.0.1 and ::1 has two servers.
+/// A program listening on both 127.0.0.1 and ::1 has two servers. Each
+/// connection has at most one request in flight (its next head is read once
+/// the answer is flushed), so this also bounds the requests waiting in the
+/// server's queue.
 pub(crate) const MAX_CONNECTIONS: usize = 24;
+
+/// Time for one write of an answer to make progress; a client that does not
+/// read its answers for this long has its connection closed.
+pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Request body left unread by the application that is skipped so the
 /// connection can carry another request; with more, the connection is closed.

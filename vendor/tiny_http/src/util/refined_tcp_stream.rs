@@ -1,5 +1,5 @@
 use std::io::Result as IoResult;
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 
 use crate::connection::Connection;
@@ -143,12 +143,28 @@ impl Read for RefinedTcpStream {
     }
 }
 
+impl RefinedTcpStream {
+    /// A write that timed out (the client does not read its answers) closes
+    /// the connection: its thread then sees the end of the stream instead of
+    /// answering, `WRITE_TIMEOUT` at a time, whatever the client sent.
+    fn close_on_timeout<T>(&mut self, result: IoResult<T>) -> IoResult<T> {
+        if let Err(ref e) = result {
+            if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) {
+                self.stream.shutdown(Shutdown::Both).ok();
+            }
+        }
+        result
+    }
+}
+
 impl Write for RefinedTcpStream {
     fn write(&mut self, buf: &[u8]) -> IoResult<usize> {
-        self.stream.write(buf)
+        let result = self.stream.write(buf);
+        self.close_on_timeout(result)
     }
 
     fn flush(&mut self) -> IoResult<()> {
-        self.stream.flush()
+        let result = self.stream.flush();
+        self.close_on_timeout(result)
     }
 }
