@@ -10,7 +10,7 @@
 //! - [`login`], [`oauth`], [`serve`], [`git`]: the flows and protocols, which
 //!   return what they got and never store.
 //! - [`config`], [`store`], [`keyring`], [`http`], [`process`], [`report`], [`secret`],
-//!   [`output`], [`error`], [`jwt`]: settings, files, servers, children,
+//!   [`output`], [`timestamp`], [`error`], [`jwt`]: settings, files, servers, children,
 //!   messages and types.
 #![deny(unsafe_code)]
 
@@ -31,4 +31,5 @@ pub mod report;
 pub mod secret;
 pub mod serve;
 pub mod store;
+pub mod timestamp;
 pub mod token;

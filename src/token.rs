@@ -374,7 +374,7 @@ fn log_in_locked(
     report::note(&format!(
         "logged in (profile `{}`); access token valid until {}",
         settings.profile,
-        crate::output::rfc3339(access.expires_at)
+        crate::timestamp::rfc3339(access.expires_at)
     ));
     Ok(access)
 }
