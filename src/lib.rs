@@ -33,3 +33,6 @@ pub mod serve;
 pub mod store;
 pub mod timestamp;
 pub mod token;
+
+#[cfg(test)]
+mod leak_tests;
