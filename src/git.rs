@@ -35,24 +35,43 @@ pub fn capabilities() -> Vec<u8> {
     b"version 0\ncapability authtype\n".to_vec()
 }
 
-/// The attributes answering `get` with `access`.
-pub fn answer(handed: Handed<'_>, authtype: bool) -> Vec<(&'static str, String)> {
-    let token = handed.value.to_string();
-    if authtype {
-        vec![
-            ("capability[]", "authtype".into()),
-            ("authtype", "Bearer".into()),
-            ("credential", token),
-            // A bearer token expires: storage helpers must not keep it.
-            ("ephemeral", "true".into()),
-        ]
-    } else {
-        vec![
-            ("username", "oauth2".into()),
-            ("password", token),
-            // git 2.41+ does not reuse the password after this instant.
-            ("password_expiry_utc", handed.expires_at.unix_timestamp().to_string()),
-        ]
+/// The answer to `get`: the token in the form git asked for. The token stays
+/// in its secret type until [`Answer::write`]; `Debug` shows no value.
+#[derive(Debug, Clone, Copy)]
+pub struct Answer<'a> {
+    handed: Handed<'a>,
+    authtype: bool,
+}
+
+/// The answer to `get` with `handed`; `authtype`: git offered `capability[]=authtype`.
+pub fn answer(handed: Handed<'_>, authtype: bool) -> Answer<'_> {
+    Answer { handed, authtype }
+}
+
+impl Answer<'_> {
+    /// Write the answer's attributes (see [`write_attributes`]).
+    pub fn write(&self, out: &mut impl Write) -> Result<(), ProtocolError> {
+        let token = self.handed.token.expose().to_string();
+        let attrs = if self.authtype {
+            vec![
+                ("capability[]", "authtype".into()),
+                ("authtype", "Bearer".into()),
+                ("credential", token),
+                // A bearer token expires: storage helpers must not keep it.
+                ("ephemeral", "true".into()),
+            ]
+        } else {
+            vec![
+                ("username", "oauth2".into()),
+                ("password", token),
+                // git 2.41+ does not reuse the password after this instant.
+                (
+                    "password_expiry_utc",
+                    self.handed.expires_at.unix_timestamp().to_string(),
+                ),
+            ]
+        };
+        write_attributes(out, &attrs)
     }
 }
 
@@ -239,6 +258,14 @@ mod tests {
         }
     }
 
+    fn answered(access: &Access, authtype: bool) -> String {
+        let mut out = Vec::new();
+        answer(access.handed(TokenKind::Access).unwrap(), authtype)
+            .write(&mut out)
+            .unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
     fn written(attrs: &[(&str, String)]) -> String {
         let mut out = Vec::new();
         write_attributes(&mut out, attrs).unwrap();
@@ -290,7 +317,7 @@ mod tests {
     #[test]
     fn authtype_answer_is_exact() {
         assert_eq!(
-            written(&answer(access("tok").handed(TokenKind::Access).unwrap(), true)),
+            answered(&access("tok"), true),
             "capability[]=authtype\nauthtype=Bearer\ncredential=tok\nephemeral=true\n"
         );
     }
@@ -299,7 +326,7 @@ mod tests {
     fn password_answer_is_exact() {
         // 2026-11-26T10:27:28Z
         assert_eq!(
-            written(&answer(access("tok").handed(TokenKind::Access).unwrap(), false)),
+            answered(&access("tok"), false),
             "username=oauth2\npassword=tok\npassword_expiry_utc=1795688848\n"
         );
     }

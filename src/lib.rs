@@ -14,7 +14,7 @@
 //! - [`vault`]: the login shared by a fleet in a Vault/OpenBao KV secret.
 //! - [`config`] (a folder: flags, `config.toml`, the client as one unit),
 //!   [`store`] (a folder), [`keyring`], [`http`], [`net`], [`process`], [`platform`],
-//!   [`report`], [`secret`], [`output`], [`error`], [`jwt`], [`variables`]:
+//!   [`report`], [`secret`], [`output`], [`timestamp`], [`error`], [`jwt`], [`variables`]:
 //!   settings, files, servers, children, messages and types.
 #![deny(unsafe_code)]
 
@@ -35,6 +35,10 @@ pub mod process;
 pub mod report;
 pub mod secret;
 pub mod store;
+pub mod timestamp;
 pub mod token;
 pub mod variables;
 pub mod vault;
+
+#[cfg(test)]
+mod leak_tests;

@@ -134,14 +134,25 @@ impl FormPost {
     }
 }
 
-/// What came back, as far as we look at it.
-#[derive(Debug, Clone)]
+/// What came back, as far as we look at it. `Debug` shows the body's
+/// length only: a token answer's body holds the tokens.
+#[derive(Clone)]
 pub struct Answer {
     pub status: u16,
     /// `Retry-After` in seconds (RFC 9110 §10.2.3), capped; the date form is ignored.
     pub retry_after: Option<Duration>,
     /// At most [`MAX_BODY`] + 1 bytes: longer means the server sent more than we take.
     pub body: Vec<u8>,
+}
+
+impl std::fmt::Debug for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Answer")
+            .field("status", &self.status)
+            .field("retry_after", &self.retry_after)
+            .field("body_len", &self.body.len())
+            .finish()
+    }
 }
 
 /// How a page answered a plain GET (redirects not followed).

@@ -3,11 +3,11 @@
 use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::config::TokenKind;
 use crate::error::{Error, Result};
 use crate::store::Handed;
+pub use crate::timestamp::rfc3339;
 
 /// How `get` prints the token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -32,7 +32,7 @@ const EXEC_API_VERSIONS: [&str; 2] = [
 /// `KUBERNETES_EXEC_INFO`, if set. The JSON format names the field after the
 /// kind of token (`access_token` or `id_token`).
 pub fn render(format: Format, handed: Handed<'_>, now: OffsetDateTime, exec_info: Option<&str>) -> Result<String> {
-    let token = handed.value;
+    let token = handed.token.expose();
     let mut out = match format {
         Format::Raw => token.to_string(),
         Format::Header => format!("Authorization: Bearer {token}"),
@@ -43,7 +43,7 @@ pub fn render(format: Format, handed: Handed<'_>, now: OffsetDateTime, exec_info
                 expires_at: rfc3339(handed.expires_at),
                 expires_in: handed.seconds_left(now).max(0),
             };
-            match handed.kind {
+            match handed.kind() {
                 TokenKind::Access => to_json(&AccessJson(fields)),
                 TokenKind::Id => to_json(&IdJson(fields)),
             }
@@ -59,15 +59,6 @@ pub fn render(format: Format, handed: Handed<'_>, now: OffsetDateTime, exec_info
     };
     out.push('\n');
     Ok(out)
-}
-
-/// RFC 3339 in UTC with whole seconds, e.g. `2026-11-26T10:27:28Z`.
-pub fn rfc3339(t: OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    t.replace_nanosecond(0)
-        .unwrap_or(t)
-        .format(&Rfc3339)
-        .unwrap_or_default()
 }
 
 fn to_json(value: &impl Serialize) -> String {

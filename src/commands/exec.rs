@@ -38,14 +38,14 @@ pub fn run(settings: &Settings, command: &[OsString], min_valid: u64) -> Result<
     };
     let access = token::obtain(settings, &Http::new(settings.http_timeout), want)?;
     let handed = token::hand(&access, settings.token_kind)?;
-    let variable = match handed.kind {
+    let variable = match handed.kind() {
         TokenKind::Access => "LIGHTFI_ACCESS_TOKEN",
         TokenKind::Id => "LIGHTFI_ID_TOKEN",
     };
     // The command needs the token, not what can mint new ones.
     let mut cmd = process::command(program);
     cmd.args(args)
-        .env(variable, handed.value)
+        .env(variable, handed.token.expose())
         .env("LIGHTFI_TOKEN_EXPIRES_AT", output::rfc3339(handed.expires_at));
 
     #[cfg(unix)]

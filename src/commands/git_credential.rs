@@ -41,7 +41,8 @@ pub fn run(
             let access = token::obtain(&settings, &Http::new(settings.http_timeout), want)?;
             let handed = token::hand(&access, settings.token_kind)?;
             let mut out = Vec::new();
-            git::write_attributes(&mut out, &git::answer(handed, request.has_capability("authtype")))
+            git::answer(handed, request.has_capability("authtype"))
+                .write(&mut out)
                 .map_err(|e| Error::unavailable(format!("cannot give the access token to git: {e}")))?;
             print(output, &out)
         }
