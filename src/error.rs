@@ -39,6 +39,9 @@ pub enum Error {
     ClientRejected(OAuthError),
     /// Exit 5: the authorization server is unreachable, failing or answering nonsense.
     ServerUnavailable { msg: String },
+    /// Exit 5: as `ServerUnavailable`, where what to do next is not "try
+    /// again" (`configure` saved the profile, then could not check it).
+    Unchecked { msg: String, hint: String },
     /// Exit 5: the OS keyring holding this login's refresh token did not
     /// answer (none running, locked, hung past its timeout); the login is kept.
     KeyringUnavailable { msg: String, hint: String },
@@ -84,7 +87,7 @@ impl Error {
             Error::Usage { .. } => 2,
             Error::LoginRequired { .. } | Error::RefreshRejected(_) | Error::LoginFailed { .. } => 3,
             Error::Config { .. } | Error::ClientRejected(_) => 4,
-            Error::ServerUnavailable { .. } | Error::KeyringUnavailable { .. } => 5,
+            Error::ServerUnavailable { .. } | Error::KeyringUnavailable { .. } | Error::Unchecked { .. } => 5,
             Error::LockTimeout { .. } => 6,
             Error::CannotRun { code, .. } => *code,
         }
@@ -97,6 +100,7 @@ impl Error {
             | Error::Config { hint, .. }
             | Error::ChecksFailed { hint, .. }
             | Error::KeyringUnavailable { hint, .. }
+            | Error::Unchecked { hint, .. }
             | Error::CannotRun { hint, .. } => hint.clone(),
             Error::LoginRequired { .. } | Error::RefreshRejected(_) => "run `lightfi-token login`".into(),
             Error::ClientRejected(_) => {
@@ -128,6 +132,7 @@ impl fmt::Display for Error {
             | Error::Config { msg, .. }
             | Error::ServerUnavailable { msg }
             | Error::KeyringUnavailable { msg, .. }
+            | Error::Unchecked { msg, .. }
             | Error::Unexpected { msg }
             | Error::ChecksFailed { msg, .. }
             | Error::CannotRun { msg, .. } => f.write_str(msg),

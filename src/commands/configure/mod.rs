@@ -209,14 +209,13 @@ fn check_client(s: &Settings, file: &ConfigFile) -> Result<()> {
             why,
             format!("{saved}; fix the OAuth URL (the hosted UI's base URL ending in /oauth2) with `{again} --oauth-url URL`"),
         )),
-        Err(failure) => Err(Error::CannotRun {
+        Err(failure) => Err(Error::Unchecked {
             msg: format!("{}; the client could not be checked", failure.describe()),
             hint: format!(
                 "{saved}; check the network and the OAuth URL, then run `lightfi-token configure --profile {}` \
                  again to check the client (it changes nothing)",
                 s.profile
             ),
-            code: 5,
         }),
     }
 }
