@@ -441,3 +441,18 @@ fn at_a_terminal_it_asks_and_the_secret_is_not_echoed() {
         )
     );
 }
+
+#[test]
+fn status_without_a_client_id_points_to_configure() {
+    let t = TestEnv::public();
+    let out = t.run_cmd(configure_less(&t, &["status"]));
+    assert_exit(&out, 4);
+    assert!(stderr(&out).contains("hint: run `lightfi-token configure`"), "{}", stderr(&out));
+}
+
+/// `lightfi-token ARGS` with no client id from anywhere.
+fn configure_less(t: &TestEnv, args: &[&str]) -> Command {
+    let mut cmd = t.cmd(args);
+    cmd.env_remove("LIGHTFI_CLIENT_ID");
+    cmd
+}

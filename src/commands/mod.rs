@@ -42,7 +42,7 @@ pub fn run(command: Command, flags: Flags) -> Result<()> {
             ..
         } => logout::run(&settings()?, !no_revoke, browser, logout_uri.as_deref()),
         Command::Status { json, all: true, .. } => status::run_all(&flags, json),
-        Command::Status { json, .. } => status::run(&settings()?, json),
+        Command::Status { json, .. } => status::run(settings(), json),
         Command::Exec { command, min_valid, .. } => exec::run(&settings()?, &command, min_valid),
         Command::Serve {
             port,
