@@ -58,3 +58,77 @@ fn random_hex() -> String {
     let _ = getrandom::fill(&mut bytes);
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Client, Endpoints};
+    use crate::oauth::{Answer, FormPost, Probe};
+    use crate::secret::ClientSecret;
+    use std::cell::RefCell;
+
+    /// A request as sent: its form, and whether it carried HTTP Basic.
+    type Sent = (Vec<(&'static str, String)>, bool);
+
+    /// Answers every request with `status` and `body`, keeping what was sent.
+    struct Canned {
+        status: u16,
+        body: &'static str,
+        sent: RefCell<Vec<Sent>>,
+    }
+
+    impl Transport for Canned {
+        fn send(&self, post: &FormPost) -> Result<Answer, String> {
+            self.sent.borrow_mut().push((post.form.clone(), post.basic.is_some()));
+            Ok(Answer {
+                status: self.status,
+                retry_after: None,
+                body: self.body.as_bytes().to_vec(),
+            })
+        }
+        fn probe(&self, _: &str) -> Result<Probe, String> {
+            unreachable!("no GET")
+        }
+    }
+
+    fn ask(status: u16, body: &'static str, secret: Option<&str>) -> (Result<Verdict, Failure>, Canned) {
+        let canned = Canned {
+            status,
+            body,
+            sent: RefCell::new(vec![]),
+        };
+        let client = Client {
+            id: "id".into(),
+            secret: secret.map(ClientSecret::new),
+            endpoints: Endpoints {
+                base: "https://idp.example/oauth2".into(),
+            },
+        };
+        (check(&canned, &client, "http://localhost:3000"), canned)
+    }
+
+    #[test]
+    fn the_answer_says_whether_the_client_authenticated() {
+        let (v, canned) = ask(400, r#"{"error":"invalid_grant"}"#, Some("s"));
+        assert!(matches!(v, Ok(Verdict::Authenticated)));
+        let (form, basic) = &canned.sent.borrow()[0];
+        let field = |k: &str| form.iter().find(|(key, _)| *key == k).map(|(_, v)| v.as_str());
+        assert_eq!(field("grant_type"), Some("authorization_code"));
+        assert_eq!(field("redirect_uri"), Some("http://localhost:3000"));
+        assert!(field("code").is_some_and(|c| c.len() > 20), "a made-up code");
+        assert!(basic, "the secret goes as HTTP Basic");
+        let (_, canned) = ask(400, r#"{"error":"invalid_grant"}"#, None);
+        assert!(!canned.sent.borrow()[0].1, "no Basic without a secret");
+
+        assert!(matches!(
+            ask(400, r#"{"error":"invalid_client"}"#, None).0,
+            Ok(Verdict::SecretRejected(_))
+        ));
+        assert!(matches!(ask(401, "", Some("s")).0, Ok(Verdict::SecretRejected(_))));
+        assert!(matches!(
+            ask(400, r#"{"error":"unauthorized_client"}"#, None).0,
+            Ok(Verdict::Refused(e)) if e.error == "unauthorized_client"
+        ));
+        assert!(matches!(ask(404, "", None).0, Err(Failure::WrongUrl(_))));
+    }
+}

@@ -316,7 +316,11 @@ fn man_install_puts_the_page_where_man_looks_beside_cargos_bin() {
     });
     assert_exit(&out, 0);
     let page = t.home().join(".cargo/share/man/man1/lightfi-token.1");
-    assert!(stderr(&out).contains(&page.display().to_string()), "says where: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&page.display().to_string()),
+        "says where: {}",
+        stderr(&out)
+    );
     assert_eq!(std::fs::read(&page).unwrap(), generate(&t, &["man"]).into_bytes());
 
     let mut cmd_path = std::ffi::OsString::from(&bin);

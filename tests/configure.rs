@@ -22,7 +22,6 @@ use common::*;
 use idp::Idp;
 use interactive::{Pty, free_port};
 
-
 /// `lightfi-token configure ARGS` in `t`'s scrubbed environment, without
 /// the client id and OAuth URL `t` exports (configure writes what it is
 /// given, and `--show` must read the file).
@@ -120,7 +119,11 @@ fn flags_alone_need_no_answers_and_defaults_are_not_written() {
         format!("[default]\nclient_id = \"flag-client\"\noauth_url = \"{url}\"\n")
     );
     let check = &t.server.token_requests()[0];
-    assert_eq!(check.header("Authorization"), None, "a public client sends no Basic auth");
+    assert_eq!(
+        check.header("Authorization"),
+        None,
+        "a public client sends no Basic auth"
+    );
 }
 
 #[test]
@@ -153,10 +156,7 @@ fn the_secret_from_stdin_is_taken_and_nothing_is_asked() {
     let url = t.oauth_url();
     let out = run_with_input(
         &t,
-        configure(
-            &t,
-            &["--client-id", "c", "--oauth-url", &url, "--client-secret-stdin"],
-        ),
+        configure(&t, &["--client-id", "c", "--oauth-url", &url, "--client-secret-stdin"]),
         // A second line would be an answer if anything were asked.
         "stdin-secret\n",
     );
@@ -172,7 +172,14 @@ fn the_secret_from_stdin_is_taken_and_nothing_is_asked() {
         &t,
         configure(
             &t,
-            &["--client-id", "c", "--oauth-url", &url, "--client-secret-stdin", "--force"],
+            &[
+                "--client-id",
+                "c",
+                "--oauth-url",
+                &url,
+                "--client-secret-stdin",
+                "--force",
+            ],
         ),
         "stdin-secret\nsecond-line\n",
     );
@@ -284,7 +291,11 @@ fn the_file_is_0600_in_a_new_0700_folder() {
     assert_eq!(mode(&home.join("config.toml")), 0o600);
     assert_eq!(mode(&home), 0o700);
     assert_eq!(mode(home.parent().unwrap()), 0o700);
-    let strays: Vec<_> = std::fs::read_dir(&home).unwrap().flatten().map(|e| e.file_name()).collect();
+    let strays: Vec<_> = std::fs::read_dir(&home)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
     assert_eq!(strays, ["config.toml"], "no temporary file left");
 }
 
@@ -305,8 +316,14 @@ fn show_names_sources_and_never_the_secret() {
     t.assert_no_leak(&out.stdout);
     assert!(text.contains("client id:     c  (config.toml [default])"), "{text}");
     assert!(text.contains("client secret: set  (config.toml [default])"), "{text}");
-    assert!(text.contains("scope:         aws.cognito.signin.user.admin  (default)"), "{text}");
-    assert!(text.contains(&format!("oauth url:     {url}  (config.toml [default])")), "{text}");
+    assert!(
+        text.contains("scope:         aws.cognito.signin.user.admin  (default)"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("oauth url:     {url}  (config.toml [default])")),
+        "{text}"
+    );
 }
 
 #[test]
@@ -319,7 +336,10 @@ fn a_bare_401_means_the_secret_is_wrong() {
     let out = t.run_cmd(cmd);
     assert_exit(&out, 4);
     let err = stderr(&out);
-    assert!(err.contains("the client secret is missing or wrong for client c"), "{err}");
+    assert!(
+        err.contains("the client secret is missing or wrong for client c"),
+        "{err}"
+    );
     assert!(err.contains("was saved"), "{err}");
     assert!(config_path(&t).exists());
 }
@@ -329,10 +349,17 @@ fn a_bare_401_means_the_secret_is_wrong() {
 fn against_idp(idp: &Idp, port: u16, client_id: &str, secret: Option<&str>) -> (TestEnv, Output) {
     let t = TestEnv::public();
     let redirect = format!("http://localhost:{port}");
-    let mut args = vec!["--client-id", client_id, "--oauth-url", &idp.oauth_url, "--redirect-uri", &redirect];
-    if secret.is_some() {
+    let mut args = vec![
+        "--client-id",
+        client_id,
+        "--oauth-url",
+        &idp.oauth_url,
+        "--redirect-uri",
+        &redirect,
+    ];
+    if let Some(secret) = secret {
         args.push("--client-secret-stdin");
-        t.forbid(secret.unwrap());
+        t.forbid(secret);
     }
     let out = run_with_input(&t, configure(&t, &args), secret.unwrap_or(""));
     (t, out)
@@ -350,7 +377,10 @@ fn the_client_check_against_the_test_idp() {
     let (t, out) = against_idp(&idp, port, CLIENT_ID, None);
     assert_exit(&out, 4);
     let err = stderr(&out);
-    assert!(err.contains(&format!("the client secret is missing or wrong for client {CLIENT_ID}")), "{err}");
+    assert!(
+        err.contains(&format!("the client secret is missing or wrong for client {CLIENT_ID}")),
+        "{err}"
+    );
     assert!(err.contains("was saved"), "{err}");
     assert!(config_text(&t).contains(CLIENT_ID), "saved all the same");
 
@@ -360,7 +390,11 @@ fn the_client_check_against_the_test_idp() {
 
     let (_, out) = against_idp(&idp, port, CLIENT_ID, Some(CLIENT_SECRET));
     assert_exit(&out, 0);
-    assert!(stderr(&out).contains(&format!("accepts client {CLIENT_ID}")), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("accepts client {CLIENT_ID}")),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -432,7 +466,10 @@ fn at_a_terminal_it_asks_and_the_secret_is_not_echoed() {
     let shown = pty.output();
     assert!(shown.contains("typed-client"), "the client id is echoed: {shown}");
     t.assert_no_leak(shown.as_bytes());
-    assert!(!shown.contains("OAuth URL ["), "a value a flag gave is not asked: {shown}");
+    assert!(
+        !shown.contains("OAuth URL ["),
+        "a value a flag gave is not asked: {shown}"
+    );
     assert_eq!(
         config_text(&t),
         format!(
@@ -447,7 +484,11 @@ fn status_without_a_client_id_points_to_configure() {
     let t = TestEnv::public();
     let out = t.run_cmd(configure_less(&t, &["status"]));
     assert_exit(&out, 4);
-    assert!(stderr(&out).contains("hint: run `lightfi-token configure`"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("hint: run `lightfi-token configure`"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// `lightfi-token ARGS` with no client id from anywhere.

@@ -24,10 +24,12 @@ pub fn run(install: bool) -> Result<()> {
 /// folder on PATH, so after `cargo install` (`~/.cargo/bin`)
 /// `man lightfi-token` finds the page with no MANPATH set.
 fn install() -> Result<()> {
-    let exe = std::env::current_exe().map_err(|e| Error::unexpected(format!("cannot find this program's path: {e}")))?;
-    let prefix = exe.parent().and_then(|bin| bin.parent()).ok_or_else(|| {
-        Error::unexpected(format!("{} is not in a bin folder", exe.display()))
-    })?;
+    let exe =
+        std::env::current_exe().map_err(|e| Error::unexpected(format!("cannot find this program's path: {e}")))?;
+    let prefix = exe
+        .parent()
+        .and_then(|bin| bin.parent())
+        .ok_or_else(|| Error::unexpected(format!("{} is not in a bin folder", exe.display())))?;
     let dir = prefix.join("share").join("man").join("man1");
     let path = dir.join("lightfi-token.1");
     std::fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;

@@ -35,7 +35,9 @@ impl ConfigFile {
         // The parser's message may quote the line, and a line may hold a
         // secret: name the line only.
         let doc = text.parse::<DocumentMut>().map_err(|e| {
-            let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
             Error::config(
                 format!(
                     "malformed config file {}{}",

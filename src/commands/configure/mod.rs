@@ -45,7 +45,9 @@ pub fn run(flags: &Flags, args: &ConfigureArgs) -> Result<()> {
         let settings = config::resolve(&plain)?;
         let http = Http::new(settings.http_timeout);
         crate::token::log_in(&settings, &http, LoginOptions::default())?;
-        report::note(&format!("logged in: `lightfi-token --profile {profile}` prints a token"));
+        report::note(&format!(
+            "logged in: `lightfi-token --profile {profile}` prints a token"
+        ));
     }
     Ok(())
 }
@@ -87,7 +89,12 @@ fn wanted(
     secret_from_stdin: bool,
 ) -> Result<Wanted> {
     let saved = |key: &str| file.get(profile, key);
-    let client_id = ask(answers.as_deref_mut(), &flags.client_id, "Client id", saved("client_id")?)?;
+    let client_id = ask(
+        answers.as_deref_mut(),
+        &flags.client_id,
+        "Client id",
+        saved("client_id")?,
+    )?;
     let client_id = client_id.filter(|id| !id.is_empty()).ok_or_else(|| {
         Error::config(
             format!("no client id given for profile `{profile}`"),
@@ -112,13 +119,23 @@ fn wanted(
         client_id,
         client_secret,
         oauth_url: ask(&flags.oauth_url, "OAuth URL", "oauth_url", DEFAULT_OAUTH_URL)?,
-        redirect_uri: ask(&flags.redirect_uri, "Redirect URI", "redirect_uri", DEFAULT_REDIRECT_URI)?,
+        redirect_uri: ask(
+            &flags.redirect_uri,
+            "Redirect URI",
+            "redirect_uri",
+            DEFAULT_REDIRECT_URI,
+        )?,
         scope: ask(&flags.scope, "Scope", "scope", DEFAULT_SCOPE)?,
     })
 }
 
 /// The flag's value if given, else the answer (`shown` when left empty).
-fn ask(answers: Option<&mut Answers>, given: &Option<String>, question: &str, shown: Option<String>) -> Result<Option<String>> {
+fn ask(
+    answers: Option<&mut Answers>,
+    given: &Option<String>,
+    question: &str,
+    shown: Option<String>,
+) -> Result<Option<String>> {
     match (given, answers) {
         (Some(given), _) => Ok(Some(given.clone())),
         (None, Some(answers)) => answers.text(question, shown.as_deref()),
@@ -153,8 +170,16 @@ fn save(file: &mut ConfigFile, profile: &str, s: &Settings, force: bool) -> Resu
     let keys = [
         ("client_id", Some(s.client.id.as_str()), None),
         ("client_secret", secret, None),
-        ("oauth_url", Some(s.client.endpoints.base.as_str()), Some(DEFAULT_OAUTH_URL)),
-        ("redirect_uri", Some(s.redirect_uri.as_str()), Some(DEFAULT_REDIRECT_URI)),
+        (
+            "oauth_url",
+            Some(s.client.endpoints.base.as_str()),
+            Some(DEFAULT_OAUTH_URL),
+        ),
+        (
+            "redirect_uri",
+            Some(s.redirect_uri.as_str()),
+            Some(DEFAULT_REDIRECT_URI),
+        ),
         ("scope", Some(s.scope.as_str()), Some(DEFAULT_SCOPE)),
     ];
     let mut changes = Vec::new();
@@ -167,14 +192,16 @@ fn save(file: &mut ConfigFile, profile: &str, s: &Settings, force: bool) -> Resu
     }
     let path = file.path.display().to_string();
     if changes.is_empty() && file.has(profile) {
-        report::note(&format!("profile `{profile}` in {path} already has these settings: nothing to change"));
+        report::note(&format!(
+            "profile `{profile}` in {path} already has these settings: nothing to change"
+        ));
         return Ok(());
     }
     if file.has(profile) && !force {
         let keys: Vec<&str> = changes.iter().map(|(k, _)| *k).collect();
         return Err(Error::config(
             format!("profile `{profile}` in {path} has other values for {}", keys.join(", ")),
-            format!("add --force to replace them, or save these settings as another profile (--profile NAME)"),
+            "add --force to replace them, or save these settings as another profile (--profile NAME)",
         ));
     }
     file.apply(profile, &changes)?;
@@ -195,7 +222,10 @@ fn check_client(s: &Settings, file: &ConfigFile) -> Result<()> {
             Ok(())
         }
         Ok(Verdict::SecretRejected(e)) => Err(Error::config(
-            format!("the client secret is missing or wrong for client {id} ({url} answered `{}`)", e.error),
+            format!(
+                "the client secret is missing or wrong for client {id} ({url} answered `{}`)",
+                e.error
+            ),
             format!(
                 "{saved}; run `{again}` and give the app client's secret (the AWS console shows it under \
                  the user pool's App integration → App clients; a client without one takes an empty answer)"
@@ -203,11 +233,15 @@ fn check_client(s: &Settings, file: &ConfigFile) -> Result<()> {
         )),
         Ok(Verdict::Refused(e)) => Err(Error::config(
             format!("{url} refused client {id}: {e}"),
-            format!("{saved}; check the client id, redirect URI and scope with the app client's settings, then run `{again}`"),
+            format!(
+                "{saved}; check the client id, redirect URI and scope with the app client's settings, then run `{again}`"
+            ),
         )),
         Err(Failure::WrongUrl(why)) => Err(Error::config(
             why,
-            format!("{saved}; fix the OAuth URL (the hosted UI's base URL ending in /oauth2) with `{again} --oauth-url URL`"),
+            format!(
+                "{saved}; fix the OAuth URL (the hosted UI's base URL ending in /oauth2) with `{again} --oauth-url URL`"
+            ),
         )),
         Err(failure) => Err(Error::Unchecked {
             msg: format!("{}; the client could not be checked", failure.describe()),

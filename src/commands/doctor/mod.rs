@@ -90,7 +90,10 @@ pub fn run(flags: &Flags, json: bool, refresh: bool) -> Result<()> {
             let unconfigured = matches!(&e, Error::Config { msg, .. }
                 if msg.starts_with("no client id") || msg.contains("has no table"));
             let fix = if unconfigured && !e.hint().contains("configure") {
-                format!("run `lightfi-token configure` to save the profile's settings, or {}", e.hint())
+                format!(
+                    "run `lightfi-token configure` to save the profile's settings, or {}",
+                    e.hint()
+                )
             } else {
                 e.hint()
             };
