@@ -137,10 +137,12 @@ pub enum Command {
     /// scope, skipping what --client-id, --oauth-url, --redirect-uri or
     /// --scope gave; Enter keeps the value shown. With stdin not a terminal
     /// it reads the same answers from stdin, one line each in that order and
-    /// without the ones flags gave (an empty or missing line keeps the value
-    /// shown at a terminal), e.g.
-    /// `printf 'CLIENT_ID\nSECRET\n' | lightfi-token configure`.
-    /// With --client-secret-stdin, stdin is the secret and nothing is asked.
+    /// without the ones flags gave, e.g.
+    /// `printf 'CLIENT_ID\nSECRET\n' | lightfi-token configure`. An empty or
+    /// missing line keeps the value shown: the profile's saved value, else the
+    /// default (for the secret: the saved one, else none).
+    /// With --client-secret-stdin, stdin is the secret (empty: none) and
+    /// nothing is asked.
     /// Only values that differ from the defaults are written. Then it asks the
     /// token endpoint whether the client authenticates.
     Configure {

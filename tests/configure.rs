@@ -497,3 +497,28 @@ fn configure_less(t: &TestEnv, args: &[&str]) -> Command {
     cmd.env_remove("LIGHTFI_CLIENT_ID");
     cmd
 }
+
+#[test]
+fn a_newcomer_gets_a_token_with_piped_answers_and_no_export() {
+    let port = free_port();
+    let idp = Idp::start(port, false, 60);
+    let t = TestEnv::public();
+    t.forbid(CLIENT_SECRET);
+    let answers = format!(
+        "{CLIENT_ID}\n{CLIENT_SECRET}\n{}\nhttp://localhost:{port}\n\n",
+        idp.oauth_url
+    );
+    let out = run_with_input(&t, configure(&t, &[]), &answers);
+    assert_exit(&out, 0);
+    // From here on, only what config.toml says: no client id, URL or secret in the environment.
+    let mut login = configure_less(&t, &["login"]);
+    login
+        .env_remove("LIGHTFI_OAUTH_URL")
+        .env("BROWSER", idp::idp_dir().join("browser.sh"));
+    assert_exit(&t.run_cmd(login), 0);
+    let mut get = configure_less(&t, &["-r"]);
+    get.env_remove("LIGHTFI_OAUTH_URL");
+    let out = t.run_cmd(get);
+    assert_exit(&out, 0);
+    assert_eq!(stdout(&out).trim().split('.').count(), 3, "a JWT access token");
+}
