@@ -130,6 +130,28 @@ impl GetArgs {
 #[derive(Debug, Subcommand)]
 #[command(defer = true)]
 pub enum Command {
+    /// Save a profile's client settings in config.toml, asking for what no flag gave
+    ///
+    /// At a terminal it asks for the client id, the client secret (hidden;
+    /// empty for a public client), the OAuth URL, the redirect URI and the
+    /// scope, skipping what --client-id, --oauth-url, --redirect-uri or
+    /// --scope gave; Enter keeps the value shown. With stdin not a terminal
+    /// it reads the same answers from stdin, one line each in that order and
+    /// without the ones flags gave, e.g.
+    /// `printf 'CLIENT_ID\nSECRET\n' | lightfi-token configure`. An empty or
+    /// missing line keeps the value shown: the profile's saved value, else the
+    /// default (for the secret: the saved one, else none).
+    /// With --client-secret-stdin, stdin is the secret (empty: none) and
+    /// nothing is asked.
+    /// Only values that differ from the defaults are written. Then it asks the
+    /// token endpoint whether the client authenticates.
+    Configure {
+        #[command(flatten)]
+        args: ConfigureArgs,
+        #[command(flatten)]
+        global: Flags,
+    },
+
     /// Print a valid access token (the default command)
     Get {
         #[command(flatten)]
@@ -267,7 +289,12 @@ pub enum Command {
     },
 
     /// Print the manual page (roff): `lightfi-token man | man -l -` shows it
-    Man,
+    Man {
+        /// Write the page where `man lightfi-token` finds it (beside the
+        /// program: ../share/man/man1) instead, and say where
+        #[arg(long)]
+        install: bool,
+    },
 }
 
 impl Command {
@@ -276,6 +303,7 @@ impl Command {
     fn global_mut(&mut self) -> Option<&mut Flags> {
         match self {
             Command::Get { global, .. }
+            | Command::Configure { global, .. }
             | Command::Login { global, .. }
             | Command::Logout { global, .. }
             | Command::Status { global, .. }
@@ -284,7 +312,7 @@ impl Command {
             | Command::Serve { global, .. }
             | Command::Doctor { global, .. } => Some(global),
             Command::Setup { tool } => Some(tool.global_mut()),
-            Command::Completions { .. } | Command::Man => None,
+            Command::Completions { .. } | Command::Man { .. } => None,
         }
     }
 }
@@ -389,6 +417,22 @@ pub struct SetupPostmanArgs {
     /// The port `lightfi-token serve` listens on
     #[arg(long, default_value_t = 8787)]
     pub port: u16,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigureArgs {
+    /// Read the client secret from stdin (all of it, one trailing newline
+    /// dropped; empty for a public client) and ask nothing
+    #[arg(long)]
+    pub client_secret_stdin: bool,
+
+    /// Replace the settings of a profile that already has other values
+    #[arg(long, conflicts_with = "show")]
+    pub force: bool,
+
+    /// Print the profile's settings and where each comes from (the secret as set or not set)
+    #[arg(long, conflicts_with = "client_secret_stdin")]
+    pub show: bool,
 }
 
 #[derive(Debug, Args)]

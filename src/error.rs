@@ -40,6 +40,9 @@ pub enum Error {
     ClientRejected(OAuthError),
     /// Exit 5: the authorization server is unreachable, failing or answering nonsense.
     ServerUnavailable { msg: String },
+    /// Exit 5: as `ServerUnavailable`, where what to do next is not "try
+    /// again" (`configure` saved the profile, then could not check it).
+    Unchecked { msg: String, hint: String },
     /// Exit 5: the OS keyring holding this login's refresh token did not
     /// answer (none running, locked, hung past its timeout); the login is kept.
     KeyringUnavailable { msg: String, hint: String },
@@ -90,7 +93,10 @@ impl Error {
             Error::Usage { .. } => 2,
             Error::LoginRequired { .. } | Error::RefreshRejected(_) | Error::LoginFailed { .. } => 3,
             Error::Config { .. } | Error::ClientRejected(_) | Error::VaultDenied { .. } => 4,
-            Error::ServerUnavailable { .. } | Error::KeyringUnavailable { .. } | Error::VaultUnavailable { .. } => 5,
+            Error::ServerUnavailable { .. }
+            | Error::KeyringUnavailable { .. }
+            | Error::VaultUnavailable { .. }
+            | Error::Unchecked { .. } => 5,
             Error::LockTimeout { .. } => 6,
             Error::CannotRun { code, .. } => *code,
         }
@@ -105,6 +111,7 @@ impl Error {
             | Error::KeyringUnavailable { hint, .. }
             | Error::VaultDenied { hint, .. }
             | Error::VaultUnavailable { hint, .. }
+            | Error::Unchecked { hint, .. }
             | Error::CannotRun { hint, .. } => hint.clone(),
             Error::LoginRequired { .. } | Error::RefreshRejected(_) => "run `lightfi-token login`".into(),
             Error::ClientRejected(_) => {
@@ -138,6 +145,7 @@ impl fmt::Display for Error {
             | Error::KeyringUnavailable { msg, .. }
             | Error::VaultDenied { msg, .. }
             | Error::VaultUnavailable { msg, .. }
+            | Error::Unchecked { msg, .. }
             | Error::Unexpected { msg }
             | Error::ChecksFailed { msg, .. }
             | Error::CannotRun { msg, .. } => f.write_str(msg),

@@ -19,6 +19,7 @@
 #![deny(unsafe_code)]
 
 pub mod cli;
+pub mod client_check;
 pub mod commands;
 pub mod config;
 pub mod error;

@@ -109,6 +109,14 @@ impl std::fmt::Debug for FormPost {
 const SECRET_FIELDS: [&str; 4] = ["refresh_token", "code", "code_verifier", "token"];
 
 impl FormPost {
+    /// The form's field names and how the client authenticates, never a
+    /// value: `grant_type client_id refresh_token, Basic auth`.
+    pub fn fields(&self) -> String {
+        let names: Vec<&str> = self.form.iter().map(|(k, _)| *k).collect();
+        let auth = if self.basic.is_some() { ", Basic auth" } else { "" };
+        format!("{}{auth}", names.join(" "))
+    }
+
     /// Every secret this request carries (a refresh token, a code, a
     /// verifier, the client secret), as given and as form-encoded on the
     /// wire, longest first: a server may echo any of them in its answer.
@@ -207,30 +215,36 @@ impl Transport for Http {
     fn send(&self, post: &FormPost) -> Result<Answer, String> {
         let started = std::time::Instant::now();
         let answer = self.send_once(post);
-        crate::report::debug(|| match &answer {
-            Ok(a) => format!(
-                "POST {} {:?} → HTTP {} ({} bytes, {} ms)",
-                post.url,
-                post,
-                a.status,
-                a.body.len(),
-                started.elapsed().as_millis()
-            ),
-            Err(why) => format!("POST {} {post:?} → {why}", post.url),
+        crate::report::debug(|| {
+            let took = started.elapsed().as_millis();
+            match &answer {
+                Ok(a) => format!(
+                    "POST {} [{}] → HTTP {} ({} bytes, {took} ms)",
+                    post.url,
+                    post.fields(),
+                    a.status,
+                    a.body.len()
+                ),
+                Err(why) => format!("POST {} [{}] → {why} ({took} ms)", post.url, post.fields()),
+            }
         });
         answer
     }
 
     fn probe(&self, url: &str) -> Result<Probe, String> {
         let shown = url.split('?').next().unwrap_or(url);
+        let started = std::time::Instant::now();
         let probe = self.probe_once(url);
-        crate::report::debug(|| match &probe {
-            Ok(p) => format!(
-                "GET {shown}?… → HTTP {}{}",
-                p.status,
-                if p.location.is_some() { " (a redirect)" } else { "" }
-            ),
-            Err(why) => format!("GET {shown}?… → {why}"),
+        crate::report::debug(|| {
+            let took = started.elapsed().as_millis();
+            match &probe {
+                Ok(p) => format!(
+                    "GET {shown}?… → HTTP {}{} ({took} ms)",
+                    p.status,
+                    if p.location.is_some() { ", a redirect" } else { "" }
+                ),
+                Err(why) => format!("GET {shown}?… → {why} ({took} ms)"),
+            }
         });
         probe
     }

@@ -92,6 +92,7 @@ fn bash_completes_commands_options_and_values() {
         "lightfi-token ",
         &[
             "get",
+            "configure",
             "login",
             "logout",
             "status",
@@ -298,6 +299,43 @@ fn man_finds_the_page_where_the_readme_installs_it() {
         .unwrap();
     assert_exit(&out, 0);
     assert_eq!(Path::new(stdout(&out).trim()), man1.join("lightfi-token.1"));
+}
+
+#[test]
+fn man_install_puts_the_page_where_man_looks_beside_cargos_bin() {
+    let t = TestEnv::new();
+    // As after `cargo install`: the program in ~/.cargo/bin, only that on PATH.
+    let bin = t.home().join(".cargo/bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let program = bin.join("lightfi-token");
+    std::fs::copy(env!("CARGO_BIN_EXE_lightfi-token"), &program).unwrap();
+    let out = t.run_cmd({
+        let mut installed = t.tool(&program);
+        installed.args(["man", "--install"]);
+        installed
+    });
+    assert_exit(&out, 0);
+    let page = t.home().join(".cargo/share/man/man1/lightfi-token.1");
+    assert!(
+        stderr(&out).contains(&page.display().to_string()),
+        "says where: {}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read(&page).unwrap(), generate(&t, &["man"]).into_bytes());
+
+    let mut cmd_path = std::ffi::OsString::from(&bin);
+    cmd_path.push(":");
+    cmd_path.push(std::env::var_os("PATH").unwrap_or_default());
+    TestTools::Apt(&["man-db"]).ensure();
+    let out = t
+        .tool("man")
+        .env("PATH", &cmd_path)
+        .env_remove("MANPATH")
+        .args(["-w", "lightfi-token"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    assert_eq!(Path::new(stdout(&out).trim()), page);
 }
 
 #[test]

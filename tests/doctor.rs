@@ -263,8 +263,24 @@ fn an_unreachable_server_names_the_proxy_settings_without_their_passwords() {
         text.contains("HTTPS_PROXY=http://127.0.0.1:9 (with credentials, not shown), NO_PROXY=localhost"),
         "{text}"
     );
-    assert!(text.contains("clock: not compared"), "{text}");
+    assert!(
+        text.contains("clock: not compared: the authorization server could not be reached"),
+        "{text}"
+    );
     assert!(!text.contains("state="), "no authorize query in messages: {text}");
+}
+
+#[test]
+fn a_profile_without_a_client_id_is_pointed_to_configure() {
+    let t = TestEnv::new();
+    let mut cmd = doctor_cmd(&t, &["--json"]);
+    cmd.env_remove("LIGHTFI_CLIENT_ID");
+    let out = run(&t, cmd);
+    assert_exit(&out, 1);
+    let json = findings(&out);
+    assert_finding(&json, "config", "fail", "no client id");
+    let fix = finding(&json, "config")["fix"].as_str().unwrap_or_default().to_string();
+    assert!(fix.contains("lightfi-token configure"), "{json}");
 }
 
 #[test]

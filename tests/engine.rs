@@ -828,6 +828,12 @@ fn verbose_shows_each_exchange_without_any_secret() {
         "{err}"
     );
     assert!(err.contains("refresh_token") && err.contains("locked"), "{err}");
+    // One readable line per request: field names and client authentication, no Rust Debug.
+    assert!(
+        err.contains("[client_id grant_type refresh_token, Basic auth] → HTTP 200 ("),
+        "{err}"
+    );
+    assert!(!err.contains("FormPost") && !err.contains("Some("), "{err}");
     // run() already checked: no token, refresh token or client secret in it.
     let mut cmd = t.cmd(&["-r", "--force-refresh"]);
     cmd.env("LIGHTFI_LOG", "debug");

@@ -9,11 +9,37 @@ use clap_mangen::roff::{Roff, bold, italic, roman};
 
 use crate::cli::Cli;
 use crate::config::Flags;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::report;
 
-pub fn run() -> Result<()> {
+pub fn run(install: bool) -> Result<()> {
+    if install {
+        return self::install();
+    }
     report::print(&page())
+}
+
+/// Write the page to `<prefix>/share/man/man1/` for the program's
+/// `<prefix>/bin/`: man-db's `manpath` adds that folder for every `bin`
+/// folder on PATH, so after `cargo install` (`~/.cargo/bin`)
+/// `man lightfi-token` finds the page with no MANPATH set.
+fn install() -> Result<()> {
+    let exe =
+        std::env::current_exe().map_err(|e| Error::unexpected(format!("cannot find this program's path: {e}")))?;
+    let prefix = exe
+        .parent()
+        .and_then(|bin| bin.parent())
+        .ok_or_else(|| Error::unexpected(format!("{} is not in a bin folder", exe.display())))?;
+    let dir = prefix.join("share").join("man").join("man1");
+    let path = dir.join("lightfi-token.1");
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
+    std::fs::write(&path, page()).map_err(|e| Error::io("cannot write", &path, e))?;
+    report::note(&format!(
+        "wrote {}: `man lightfi-token` finds it while {} is on PATH",
+        path.display(),
+        exe.parent().unwrap_or(prefix).display()
+    ));
+    Ok(())
 }
 
 /// The whole page: one page for all commands, since each is short.

@@ -2,6 +2,7 @@
 //! the edges it needs. `main` parses the command line and calls [`run`].
 
 mod completions;
+mod configure;
 mod doctor;
 mod exec;
 mod get;
@@ -31,6 +32,7 @@ pub fn run(command: Command, flags: Flags) -> Result<()> {
             &mut std::io::stdout().lock(),
             settings,
         ),
+        Command::Configure { args, .. } => configure::run(&flags, &args),
         Command::Get { args, .. } => get::run(&settings()?, &args),
         Command::Login { args, .. } => login::run(&settings()?, &args),
         Command::Logout {
@@ -40,7 +42,7 @@ pub fn run(command: Command, flags: Flags) -> Result<()> {
             ..
         } => logout::run(&settings()?, !no_revoke, browser, logout_uri.as_deref()),
         Command::Status { json, all: true, .. } => status::run_all(&flags, json),
-        Command::Status { json, .. } => status::run(&settings()?, json),
+        Command::Status { json, .. } => status::run(settings(), json),
         Command::Exec { command, min_valid, .. } => exec::run(&settings()?, &command, min_valid),
         Command::Serve {
             port,
@@ -50,7 +52,7 @@ pub fn run(command: Command, flags: Flags) -> Result<()> {
             ..
         } => serve::run(&settings()?, port, show_key, rotate_key, min_valid),
         Command::Completions { shell } => completions::run(shell),
-        Command::Man => man::run(),
+        Command::Man { install } => man::run(install),
         Command::Setup { tool } => match tool {
             // git and kubectl are given the profile only: they run
             // lightfi-token later, which resolves the rest itself.

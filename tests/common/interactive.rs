@@ -159,6 +159,24 @@ impl Pty {
             .unwrap()
     }
 
+    /// Type `text` at the terminal, as a person at its keyboard.
+    pub fn type_text(&self, text: &str) {
+        (&*self._master).write_all(text.as_bytes()).unwrap();
+    }
+
+    /// Whether the terminal echoes what is typed (a program reading a
+    /// password turns this off first).
+    pub fn echoes(&self) -> bool {
+        use std::os::fd::AsRawFd;
+        // SAFETY: tcgetattr fills the zeroed struct it is given; the master
+        // reports the terminal's settings on Linux.
+        unsafe {
+            let mut termios: libc::termios = std::mem::zeroed();
+            assert_eq!(libc::tcgetattr(self._master.as_raw_fd(), &mut termios), 0);
+            termios.c_lflag & libc::ECHO != 0
+        }
+    }
+
     pub fn output(&self) -> String {
         String::from_utf8_lossy(&self.collected.lock().unwrap()).into_owned()
     }

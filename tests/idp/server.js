@@ -73,6 +73,15 @@ const configuration = {
     token_endpoint_auth_method: 'client_secret_basic',
     grant_types: ['authorization_code', 'refresh_token'],
     response_types: ['code'],
+  }, {
+    // A public client (no secret, PKCE only), like a Cognito app client
+    // created without "Generate client secret".
+    client_id: `${CLIENT_ID}-public`,
+    application_type: 'web',
+    redirect_uris: [REDIRECT_URI],
+    token_endpoint_auth_method: 'none',
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
   }],
   jwks: { keys: [signingJwk] },
   cookies: { keys: [crypto.randomBytes(32).toString('base64url')] },

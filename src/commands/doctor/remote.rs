@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use crate::config::Settings;
 use crate::error::Error;
 use crate::login;
-use crate::oauth::{self, FormPost, Http, Transport};
+use crate::oauth::{self, FormPost, Http, Probe, Transport};
 use crate::output::rfc3339;
 use crate::store::Store;
 use crate::token::{self, Want};
@@ -24,17 +24,18 @@ const MAX_SKEW: i64 = 60;
 
 pub fn check(findings: &mut Findings, s: &Settings, refresh: bool) {
     let http = Http::new(s.http_timeout.min(PATIENCE));
-    let date = authorize(findings, s, &http);
+    let probe = authorize(findings, s, &http);
     token_endpoint(findings, s, &http);
-    clock(findings, date);
+    clock(findings, probe.as_ref());
     if refresh {
         try_refresh(findings, s, &http);
     }
 }
 
 /// The authorize address a login would open, asked once (redirect not
-/// followed) and judged as `login` judges it. Returns the server's `Date`.
-fn authorize(findings: &mut Findings, s: &Settings, http: &dyn Transport) -> Option<OffsetDateTime> {
+/// followed) and judged as `login` judges it. Returns its answer, if the
+/// server could be reached.
+fn authorize(findings: &mut Findings, s: &Settings, http: &dyn Transport) -> Option<Probe> {
     let (probe, verdict) = login::check_authorize(s, http);
     let url = s.client.endpoints.authorize();
     match verdict {
@@ -56,7 +57,7 @@ fn authorize(findings: &mut Findings, s: &Settings, http: &dyn Transport) -> Opt
         ),
         Err(e) => findings.fail("authorize", e.to_string(), e.hint()),
     }
-    probe.and_then(|p| p.date)
+    probe
 }
 
 /// The token endpoint, sent a request without credentials: a token
@@ -113,8 +114,11 @@ fn token_endpoint(findings: &mut Findings, s: &Settings, http: &dyn Transport) {
 /// This machine's clock against the server's `Date`: expiry times are
 /// judged by this clock, and a far-off one makes tokens look expired or
 /// valid when they are not.
-fn clock(findings: &mut Findings, server: Option<OffsetDateTime>) {
-    let Some(server) = server else {
+fn clock(findings: &mut Findings, answer: Option<&Probe>) {
+    let Some(answer) = answer else {
+        return findings.ok("clock", "not compared: the authorization server could not be reached");
+    };
+    let Some(server) = answer.date else {
         return findings.ok("clock", "not compared: the authorization server sent no Date header");
     };
     let skew = (OffsetDateTime::now_utc() - server).whole_seconds();
