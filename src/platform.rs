@@ -196,6 +196,16 @@ pub fn terminal() -> Option<File> {
     }
 }
 
+/// What keeps a private file (the store, `serve.key`) private, for messages.
+/// On Unix it is created 0600. Windows has no modes: the file inherits its
+/// folder's access list, which under `%APPDATA%` (the default home) grants
+/// the user, SYSTEM and Administrators only.
+pub const PRIVATE_FILE: &str = if cfg!(unix) {
+    "0600"
+} else {
+    "access as its folder's ACL allows"
+};
+
 /// Let Ctrl-C reach a child alone while this process waits for it: the
 /// console delivers it to every process attached. Unix has no need (`exec`
 /// replaces the process there).

@@ -158,7 +158,7 @@ fn fish_completes_commands_and_options() {
     let dir = t.home().join(".config/fish/completions");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("lightfi-token.fish"), generate(&t, &["completions", "fish"])).unwrap();
-    let mut path = std::ffi::OsString::from(Path::new(env!("CARGO_BIN_EXE_lightfi-token")).parent().unwrap());
+    let mut path = std::ffi::OsString::from(test_bin().parent().unwrap());
     path.push(":");
     path.push(std::env::var_os("PATH").unwrap_or_default());
     let out = t

@@ -761,7 +761,7 @@ fn closed_stdout_never_receives_the_store_or_writes_the_token_into_it() {
     t.seed(Some("refresh-0"), Some(("seeded-tok", 4000, 3600)));
     // Expired, so the store is rewritten while fd 1 is closed.
     let mut cmd = std::process::Command::new("sh");
-    cmd.args(["-c", r#"exec 1>&-; exec "$0" -r"#, env!("CARGO_BIN_EXE_lightfi-token")]);
+    cmd.args(["-c", r#"exec 1>&-; exec "$0" -r"#]).arg(test_bin());
     let base = t.cmd(&[]);
     cmd.env_clear().envs(base.get_envs().filter_map(|(k, v)| Some((k, v?))));
     let out = t.run_cmd(cmd);

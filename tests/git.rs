@@ -159,7 +159,7 @@ impl<'a> Git<'a> {
     fn new(t: &'a TestEnv, gitconfig: &str) -> Git<'a> {
         let bin = t.home().join("bin");
         std::fs::create_dir_all(&bin).unwrap();
-        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_lightfi-token"), bin.join("lightfi-token")).unwrap();
+        std::os::unix::fs::symlink(test_bin(), bin.join("lightfi-token")).unwrap();
         // For the password form: a helper that hides git's authtype capability.
         let wrapper = bin.join("lightfi-token-no-authtype");
         std::fs::write(

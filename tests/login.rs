@@ -481,7 +481,7 @@ fn the_login_prompt_reaches_the_terminal_when_stderr_is_captured() {
         "-q",
         "-e",
         "-c",
-        &format!("{} -r 2>{}", env!("CARGO_BIN_EXE_lightfi-token"), captured.display()),
+        &format!("{} -r 2>{}", test_bin().display(), captured.display()),
         "/dev/null",
     ])
     .env("BROWSER", browser.command())

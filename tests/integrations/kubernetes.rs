@@ -156,7 +156,7 @@ fn setup_kubectl_adds_a_user_and_context_that_kubectl_then_uses() {
     // --dry-run prints the kubectl commands and changes nothing.
     let out = kube.setup(&["--cluster", "lightfi-test", "--dry-run"]);
     assert_exit(&out, 0);
-    let bin = std::fs::canonicalize(BIN).unwrap();
+    let bin = std::fs::canonicalize(&*BIN).unwrap();
     assert_eq!(
         stdout(&out),
         format!(

@@ -19,7 +19,7 @@ fn cargo_installed(t: &TestEnv) -> PathBuf {
     std::fs::create_dir_all(&bin).unwrap();
     let installed = bin.join("lightfi-token");
     if !installed.exists() {
-        std::os::unix::fs::symlink(BIN, &installed).unwrap();
+        std::os::unix::fs::symlink(&*BIN, &installed).unwrap();
     }
     installed
 }

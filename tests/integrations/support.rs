@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use crate::common::{TestEnv, TestTools, assert_exit, stderr, stdout};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_lightfi-token");
+/// The binary under test (`LIGHTFI_TEST_BIN` picks another build of it).
+pub static BIN: std::sync::LazyLock<PathBuf> = std::sync::LazyLock::new(crate::common::test_bin);
 
 /// The repository root.
 pub fn repo() -> &'static Path {
@@ -36,7 +37,7 @@ pub fn snippet_path(rel: &str) -> PathBuf {
 /// The folder holding the test build of `lightfi-token`, put first on PATH so
 /// snippets can call it by name, as users do.
 pub fn bin_dir() -> PathBuf {
-    Path::new(BIN).parent().unwrap().to_path_buf()
+    BIN.parent().unwrap().to_path_buf()
 }
 
 /// A program of the Python venv under `tests/tools` (requests, httpx, httpie,
@@ -134,7 +135,11 @@ impl CountingShim {
         let script = dir.join("lightfi-token");
         std::fs::write(
             &script,
-            format!("#!/bin/sh\necho run >> '{}'\nexec '{BIN}' \"$@\"\n", log.display()),
+            format!(
+                "#!/bin/sh\necho run >> '{}'\nexec '{}' \"$@\"\n",
+                log.display(),
+                BIN.display()
+            ),
         )
         .unwrap();
         make_executable(&script);
