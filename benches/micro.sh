@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Is each micro-optimisation of the cached path worth keeping? Builds the
-# musl release binary as it is and without each one — the C `main` (skips
-# std's runtime set-up) and the argv fast path in front of clap
-# (`Cli::plain`) — from patched copies of the source, then times them side
-# by side with benches/cached.sh. One is kept only if it buys at least 10 %
-# of the cached path (docs/BENCHMARKS.md).
+# musl release binary as it is and without each one — today the argv fast
+# path in front of clap (`Cli::plain`); the C `main` was judged with it and
+# deleted — from patched copies of the source, then times them side by side
+# with benches/cached.sh. One is kept only if it buys at least 10 % of the
+# cached path (docs/BENCHMARKS.md).
 #
 #   bash benches/micro.sh
 set -euo pipefail
@@ -17,9 +17,7 @@ trap 'rm -rf "$work"' EXIT
 # variant name, then a sed script for src/main.rs
 variants=(
   "as-is" ""
-  "no-c-main" 's/target_os = "linux", not(test)/target_os = "none", not(test)/g'
   "no-fast-path" 's/Cli::plain(args.get(1..).unwrap_or_default())/None::<Cli>/'
-  "neither" 's/target_os = "linux", not(test)/target_os = "none", not(test)/g; s/Cli::plain(args.get(1..).unwrap_or_default())/None::<Cli>/'
 )
 bins=()
 for ((i = 0; i < ${#variants[@]}; i += 2)); do
