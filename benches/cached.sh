@@ -1,19 +1,36 @@
 #!/usr/bin/env bash
-# Benchmark of the cached path: `lightfi-token -r` on a valid cached token
-# against `cat` of the same store file (the floor: one process, one read).
-# Target: median within 1.3x of cat. Also reports peak RSS and binary size.
-# Takes about two minutes after the release build.
+# Benchmark of the cached path: `lightfi-token -r` on a valid cached token,
+# side by side with the floor — a static C program that opens the store,
+# finds the token and prints it (benches/floor.c) — and `cat` of the same
+# file. Goal: the shipped (musl) binary within 1.2x of the floor, 1.3x at most.
 #
-#   bash benches/cached.sh            # needs hyperfine (apt-get install -y hyperfine)
+#   bash benches/cached.sh                    # the musl and the glibc release builds
+#   bash benches/cached.sh NAME=BINARY …      # these binaries instead
+#   PROFILE=dist bash benches/cached.sh       # another cargo profile
+#
+# Needs hyperfine and musl-gcc (apt-get install -y hyperfine musl-tools).
+# Nine rounds of 1,000 runs each, every command in every round, so that a
+# noisy moment on the machine weighs on all; the figures are the medians of
+# the rounds. About two minutes after the builds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-command -v hyperfine >/dev/null || { echo "hyperfine is missing: apt-get install -y hyperfine" >&2; exit 1; }
-
-cargo build --release --locked --quiet
-bin="$PWD/target/release/lightfi-token"
+for tool in hyperfine musl-gcc python3; do
+  command -v $tool >/dev/null || { echo "$tool is missing: apt-get install -y hyperfine musl-tools python3" >&2; exit 1; }
+done
+profile=${PROFILE:-release}
+target_dir=${CARGO_TARGET_DIR:-target}
 
 home=$(mktemp -d)
 trap 'rm -rf "$home"' EXIT
+musl-gcc -static -O2 -o "$home/floor" benches/floor.c
+
+if [ $# -eq 0 ]; then
+  cargo build --profile "$profile" --locked --quiet --target x86_64-unknown-linux-musl
+  cargo build --profile "$profile" --locked --quiet
+  out=$profile; [ "$profile" = dev ] && out=debug
+  set -- "musl=$target_dir/x86_64-unknown-linux-musl/$out/lightfi-token" "glibc=$target_dir/$out/lightfi-token"
+fi
+
 mkdir -m 700 "$home/tokens"
 now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 later=$(date -u -d '+1 hour' +%Y-%m-%dT%H:%M:%SZ)
@@ -39,33 +56,39 @@ JSON
 chmod 600 "$store"
 
 export LIGHTFI_TOKEN_HOME="$home" LIGHTFI_CLIENT_ID=bench-client LIGHTFI_OAUTH_URL=http://127.0.0.1:9/oauth2
-# The oauth URL points at a closed port: any network use would fail the run.
-[ "$("$bin" -r)" = "$token" ] || { echo "the cached path did not print the cached token" >&2; exit 1; }
+names=(floor cat)
+commands=("$home/floor $store" "cat $store")
+for pair in "$@"; do
+  name=${pair%%=*} bin=$(realpath "${pair#*=}")
+  # The oauth URL points at a closed port: any network use would fail the run.
+  [ "$("$bin" -r)" = "$token" ] || { echo "$name: the cached path did not print the cached token" >&2; exit 1; }
+  names+=("$name") commands+=("$bin -r")
+  echo "$name: $("$bin" --version), $(stat -c %s "$bin") bytes"
+done
+[ "$("$home/floor" "$store")" = "$token" ] || { echo "the floor did not print the token" >&2; exit 1; }
 
-# Nine rounds, each timing both commands back to back, so that a noisy
-# moment on the machine weighs on both; the ratio reported is the median of
-# the rounds' ratios of medians.
 for round in $(seq 1 9); do
-  hyperfine -N --warmup 100 --runs 1000 --export-json "$home/h$round.json" \
-    "$bin -r" "cat $store" >/dev/null 2>&1
+  hyperfine -N --warmup 100 --runs 1000 --export-json "$home/h$round.json" "${commands[@]}" >/dev/null 2>&1
 done
 
-python3 - "$home" <<'PY'
+python3 - "$home" "${names[@]}" <<'PY'
 import json, statistics, sys
-rounds = [json.load(open(f"{sys.argv[1]}/h{i}.json"))["results"] for i in range(1, 10)]
-ours = [r[0]["median"] for r in rounds]
-cat = [r[1]["median"] for r in rounds]
-ratios = sorted(o / c for o, c in zip(ours, cat))
-print(f"median lightfi-token -r: {statistics.median(ours)*1e3:.3f} ms (9 rounds x 1000 runs)")
-print(f"median cat:              {statistics.median(cat)*1e3:.3f} ms")
-print(f"ratio:                   {statistics.median(ratios):.2f}x median of rounds "
-      f"(range {ratios[0]:.2f}-{ratios[-1]:.2f}; target <= 1.3x)")
+home, names = sys.argv[1], sys.argv[2:]
+rounds = [json.load(open(f"{home}/h{i}.json"))["results"] for i in range(1, 10)]
+print(f"| command | median (9 rounds x 1000 runs) | ratio to the floor (median of rounds, range) |")
+print(f"|---|---|---|")
+for i, name in enumerate(names):
+    times = [r[i]["median"] for r in rounds]
+    ratios = sorted(r[i]["median"] / r[0]["median"] for r in rounds)
+    print(f"| {name} | {statistics.median(times)*1e3:.3f} ms | {statistics.median(ratios):.2f}x ({ratios[0]:.2f}-{ratios[-1]:.2f}) |")
 PY
 # Instructions are the repeatable measure on a noisy machine (valgrind, if present).
 if command -v valgrind >/dev/null; then
   count() { valgrind --tool=callgrind --callgrind-out-file=/dev/null "$@" 2>&1 >/dev/null | awk '/refs:/ {print $NF}'; }
-  echo "instructions:            $(count "$bin" -r) lightfi-token -r, $(count cat "$store") cat"
+  echo "instructions: floor $(count "$home/floor" "$store"), cat $(count cat "$store")"
+  for pair in "$@"; do echo "instructions: ${pair%%=*} $(count "$(realpath "${pair#*=}")" -r)"; done
 fi
-rss=$(/usr/bin/time -v "$bin" -r 2>&1 >/dev/null | awk -F': ' '/Maximum resident/ {print $2}')
-echo "peak RSS:                ${rss} KiB"
-echo "binary size (stripped):  $(stat -c %s "$bin") bytes"
+for pair in "$@"; do
+  rss=$(/usr/bin/time -v "$(realpath "${pair#*=}")" -r 2>&1 >/dev/null | awk -F': ' '/Maximum resident/ {print $2}')
+  echo "peak RSS: ${pair%%=*} ${rss} KiB"
+done

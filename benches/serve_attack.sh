@@ -8,13 +8,19 @@
 # Takes about half a minute after the release build; needs python3.
 #
 #   bash benches/serve_attack.sh [CONNECTIONS]
+#   BIN=target/x86_64-unknown-linux-musl/release/lightfi-token bash benches/serve_attack.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v python3 >/dev/null || { echo "python3 is missing" >&2; exit 1; }
 connections=${1:-2000}
 
-cargo build --release --locked --quiet
-bin="$PWD/target/release/lightfi-token"
+# BIN=… benchmarks another build (the musl one: docs/BENCHMARKS.md).
+if [ -n "${BIN:-}" ]; then
+  bin=$(realpath "$BIN")
+else
+  cargo build --release --locked --quiet
+  bin="${CARGO_TARGET_DIR:-$PWD/target}/release/lightfi-token"
+fi
 
 home=$(mktemp -d)
 pid=

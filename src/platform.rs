@@ -2,7 +2,6 @@
 //! that must be regular files, and deciding whether a file may be trusted
 //! (Unix owners and modes). Elsewhere the checks that have no meaning are
 //! skipped.
-#![allow(unsafe_code)]
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
@@ -78,6 +77,7 @@ pub fn read_trusted(path: &Path) -> Result<Option<(String, u32)>, Untrusted> {
 fn check_owner(meta: &std::fs::Metadata, what: &str) -> Result<(), String> {
     use std::os::unix::fs::MetadataExt;
     // SAFETY: geteuid and getegid cannot fail and touch no memory.
+    #[allow(unsafe_code)]
     let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
     if meta.uid() != uid && meta.uid() != 0 {
         return Err(format!("{what} belongs to another user (uid {})", meta.uid()));
@@ -98,7 +98,9 @@ pub fn is_mine(meta: &std::fs::Metadata) -> bool {
     {
         use std::os::unix::fs::MetadataExt;
         // SAFETY: geteuid cannot fail and touches no memory.
-        meta.uid() == unsafe { libc::geteuid() }
+        #[allow(unsafe_code)]
+        let uid = unsafe { libc::geteuid() };
+        meta.uid() == uid
     }
     #[cfg(not(unix))]
     {
@@ -179,5 +181,30 @@ pub fn port_owner(port: u16) -> Option<(u32, String)> {
     {
         let _ = port;
         None
+    }
+}
+
+/// What keeps a private file (the store, `serve.key`) private, for messages.
+/// On Unix it is created 0600. Windows has no modes: the file inherits its
+/// folder's access list, which under `%APPDATA%` (the default home) grants
+/// the user, SYSTEM and Administrators only.
+pub const PRIVATE_FILE: &str = if cfg!(unix) {
+    "0600"
+} else {
+    "access as its folder's ACL allows"
+};
+
+/// Let Ctrl-C reach a child alone while this process waits for it: the
+/// console delivers it to every process attached. Unix has no need (`exec`
+/// replaces the process there).
+pub fn ignore_interrupts() {
+    #[cfg(windows)]
+    // SAFETY: only sets the C runtime's SIGINT disposition to "ignore", a
+    // constant; no memory is touched. The C runtime installs a console
+    // handler of its own for it, which, unlike `SetConsoleCtrlHandler(NULL,
+    // TRUE)`, the child does not inherit.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
     }
 }

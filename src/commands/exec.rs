@@ -55,11 +55,7 @@ pub fn run(settings: &Settings, command: &[OsString], min_valid: u64) -> Result<
     }
     #[cfg(not(unix))]
     {
-        #[cfg(windows)]
-        // SAFETY: sets the C runtime's SIGINT disposition before any other thread uses it.
-        unsafe {
-            libc::signal(libc::SIGINT, libc::SIG_IGN);
-        }
+        crate::platform::ignore_interrupts();
         let status = cmd.status().map_err(|e| cannot_run(program, &e))?;
         std::process::exit(status.code().unwrap_or(1))
     }

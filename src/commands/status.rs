@@ -150,7 +150,7 @@ enum Place {
         service: &'static str,
         account: String,
     },
-    /// In the token file, in plaintext (mode 0600).
+    /// In the token file, in plaintext (0600 on Unix).
     File { path: String },
 }
 
@@ -266,7 +266,12 @@ fn render_text(s: &Status) -> String {
         ) => {
             format!("stored in the keyring ({backend}: service {service}, account {account})")
         }
-        (Some("store"), Some(Place::File { path })) => format!("stored in the plaintext file {path} (0600)"),
+        (Some("store"), Some(Place::File { path })) => {
+            format!(
+                "stored in the plaintext file {path} ({})",
+                crate::platform::PRIVATE_FILE
+            )
+        }
         (Some(source), _) => format!("from {source} (not stored)"),
         (None, _) => "none (run `lightfi-token login`)".to_string(),
     };

@@ -19,6 +19,40 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 
+/// The binary under test: the build of this package, or another build of it
+/// named by `LIGHTFI_TEST_BIN` (the static musl release binary CI ships, a
+/// Windows `.exe`, or the build from before a fix: tests/RELIABILITY.md says how).
+pub fn bin() -> PathBuf {
+    std::env::var_os("LIGHTFI_TEST_BIN")
+        .filter(|b| !b.is_empty())
+        .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_lightfi-token")), PathBuf::from)
+}
+
+/// A command running [`bin`], through `LIGHTFI_TEST_RUNNER` when set
+/// (a program and its arguments, split on spaces: `wine`, `qemu-aarch64`).
+/// The runner's own variables (`WINE*`) pass through an environment that is
+/// cleared afterwards.
+pub fn test_command() -> Command {
+    let runner = std::env::var("LIGHTFI_TEST_RUNNER").unwrap_or_default();
+    let mut runner = runner.split_whitespace();
+    let Some(program) = runner.next() else {
+        return Command::new(bin());
+    };
+    let mut cmd = Command::new(program);
+    cmd.args(runner).arg(bin());
+    cmd
+}
+
+/// The runner's variables, to put back after `env_clear`.
+fn runner_env() -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
+    if std::env::var_os("LIGHTFI_TEST_RUNNER").is_none() {
+        return vec![];
+    }
+    std::env::vars_os()
+        .filter(|(k, _)| k.to_string_lossy().starts_with("WINE"))
+        .collect()
+}
+
 pub const CLIENT_ID: &str = "test-client-id";
 pub const CLIENT_SECRET: &str = "client-secret-never-printed";
 
@@ -400,8 +434,9 @@ impl TestEnv {
     /// in the temp home): no test touches a real keyring. Keyring tests
     /// (tests/keyring.rs) opt in with a private bus of their own.
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(bin());
+        let mut cmd = test_command();
         cmd.env_clear()
+            .envs(runner_env())
             .env("PATH", path_without_lightfi_token())
             .env("HOME", self.home())
             .env("XDG_RUNTIME_DIR", self.home())
@@ -579,15 +614,6 @@ impl TestEnv {
         }
         cmd
     }
-}
-
-/// The binary under test: the one cargo built for these tests, or the one
-/// `LIGHTFI_TEST_BIN` names, to see a test fail on a build from before a
-/// fix (tests/RELIABILITY.md says how).
-pub fn bin() -> PathBuf {
-    std::env::var_os("LIGHTFI_TEST_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_lightfi-token")))
 }
 
 /// The machine's PATH with no `lightfi-token` on it. The README installs
