@@ -104,16 +104,17 @@ pub(super) fn place(at: &Held, tokens: &mut Tokens, token: RefreshToken, kind: K
             let path = store.path().display();
             let why = failure.describe();
             let backend = keyring::backend();
+            let mode = crate::platform::PRIVATE_FILE;
             if settings.storage == Storage::Keyring {
                 report::warn(&format!(
                     "storage is `keyring`, but the {backend} cannot take the refresh token ({why}); it is kept in the \
-                     plaintext file {path} (0600) until the keyring answers at a later refresh"
+                     plaintext file {path} ({mode}) until the keyring answers at a later refresh"
                 ));
             } else {
                 store.warn_once_per_profile(
                     &format!(
                         "no OS keyring answered ({backend}: {why}), so the refresh token is kept in the plaintext file \
-                         {path} (0600); it moves into the keyring at a later refresh when one answers. To keep it in the \
+                         {path} ({mode}); it moves into the keyring at a later refresh when one answers. To keep it in the \
                          file and silence this, set storage = \"file\" in the profile's table of config.toml (or \
                          LIGHTFI_STORAGE=file). This is said once per profile."
                     ),
