@@ -121,3 +121,18 @@ fn an_archive_with_the_wine_stub_is_refused(dir: &Path) {
     assert!(stderr.contains("holds other files"), "{stderr}");
     assert!(stderr.contains("bcryptprimitives.dll"), "{stderr}");
 }
+
+/// The repository's address is said once, in Cargo.toml; the README's install
+/// lines use that same address.
+#[test]
+fn the_readme_installs_from_the_repository_named_in_cargo_toml() {
+    let repo = env!("CARGO_PKG_REPOSITORY");
+    assert!(repo.starts_with("https://"), "Cargo.toml's repository: {repo:?}");
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    assert!(readme.contains(&format!("cargo install --git {repo} --locked")));
+    assert!(readme.contains(&format!("<{repo}/releases>")));
+    for (at, _) in readme.match_indices("github.com/lightfi") {
+        let address = &readme[readme[..at].rfind("https://").unwrap()..];
+        assert!(address.starts_with(repo), "another spelling: {}", &address[..repo.len()]);
+    }
+}
