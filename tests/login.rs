@@ -531,3 +531,119 @@ fn the_login_prompt_reaches_the_terminal_when_stderr_is_captured() {
             .contains("log in to LightFi")
     );
 }
+
+/// Fake Windows openers first on PATH, each writing down the arguments it
+/// was given (one per line) in `<name>.args`, as WSL would hand them over.
+struct FakeOpeners {
+    dir: std::path::PathBuf,
+    path: std::ffi::OsString,
+}
+
+impl FakeOpeners {
+    fn new(t: &TestEnv, names: &[&str]) -> FakeOpeners {
+        let dir = t.home().join("wsl-bin");
+        std::fs::create_dir_all(&dir).unwrap();
+        for name in names {
+            let script = dir.join(name);
+            let log = dir.join(format!("{name}.args"));
+            std::fs::write(
+                &script,
+                format!(
+                    "#!/bin/sh\nprintf '%s\\n' \"$@\" > '{}.tmp'\nmv '{0}.tmp' '{0}'\n",
+                    log.display()
+                ),
+            )
+            .unwrap();
+            make_executable(&script);
+        }
+        let path = std::env::join_paths(
+            std::iter::once(dir.clone()).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
+        )
+        .unwrap();
+        FakeOpeners { dir, path }
+    }
+
+    /// The arguments `name` was started with, once it was.
+    fn wait_for(&self, name: &str) -> Vec<String> {
+        let log = self.dir.join(format!("{name}.args"));
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !log.exists() {
+            assert!(std::time::Instant::now() < deadline, "{name} was never started");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::fs::read_to_string(log)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn started(&self, name: &str) -> bool {
+        self.dir.join(format!("{name}.args")).exists()
+    }
+}
+
+/// A login under WSL (`WSL_DISTRO_NAME` set, no `$BROWSER`) with `openers` on
+/// PATH, opened by `opened_by`, whose arguments `url_of` reads as the URL
+/// to sign in at; done once the login finished.
+fn wsl_login(openers: &[&str], opened_by: &str, url_of: impl Fn(&[String]) -> String) -> (TestEnv, FakeOpeners) {
+    let t = TestEnv::new();
+    t.server.fallback(Reply::Fresh {
+        expires_in: 3600,
+        rotate: false,
+    });
+    let fakes = FakeOpeners::new(&t, openers);
+    let port = free_port();
+    let mut cmd = t.cmd(&["login"]);
+    cmd.env("PATH", &fakes.path)
+        .env("WSL_DISTRO_NAME", "Ubuntu")
+        .env("LIGHTFI_REDIRECT_URI", format!("http://localhost:{port}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    let url = url::Url::parse(&url_of(&fakes.wait_for(opened_by))).expect("the opener got the whole URL");
+    assert_eq!(param(&url, "client_id").as_deref(), Some(CLIENT_ID));
+    assert_eq!(param(&url, "redirect_uri"), Some(format!("http://localhost:{port}")));
+    let state = param(&url, "state").unwrap();
+    assert_eq!(http_get(port, &format!("/?code=c1&state={state}")).0, 200);
+    assert_exit(&finish(&t, child), 0);
+    assert_eq!(t.server.token_requests().len(), 1);
+    (t, fakes)
+}
+
+#[test]
+fn under_wsl_the_login_page_opens_with_wslview_first() {
+    let (_t, fakes) = wsl_login(&["wslview", "cmd.exe", "xdg-open"], "wslview", |args| {
+        assert_eq!(args.len(), 1, "{args:?}");
+        args[0].clone()
+    });
+    assert!(!fakes.started("cmd.exe") && !fakes.started("xdg-open"));
+}
+
+#[test]
+fn under_wsl_without_wslview_cmd_start_gets_the_url_with_its_ampersands_escaped() {
+    let (_t, fakes) = wsl_login(&["cmd.exe", "xdg-open"], "cmd.exe", |args| {
+        assert_eq!(args[..3], ["/c", "start", ""], "{args:?}");
+        assert_eq!(args.len(), 4, "{args:?}");
+        // What cmd makes of the word: `^&` is a plain `&`; a bare `&` would
+        // have ended the command there.
+        let word = &args[3];
+        assert!(!word.contains(' '), "WSL would quote it, and cmd keep the ^: {word}");
+        assert!(word.contains("^&") && !word.replace("^&", "").contains('&'), "{word}");
+        word.replace("^&", "&")
+    });
+    assert!(!fakes.started("xdg-open"));
+}
+
+#[test]
+fn under_wsl_browser_still_comes_first() {
+    let (t, browser, port) = setup();
+    let fakes = FakeOpeners::new(&t, &["wslview", "cmd.exe"]);
+    t.seed(Some("refresh-0"), None);
+    let mut cmd = login_cmd(&t, &browser, port, &["logout", "--browser"]);
+    cmd.env("PATH", &fakes.path).env("WSL_DISTRO_NAME", "Ubuntu");
+    assert_exit(&t.run_cmd(cmd), 0);
+    let url = browser.wait_for_url(Duration::from_secs(10));
+    assert_eq!(url.path(), "/logout");
+    assert!(!fakes.started("wslview") && !fakes.started("cmd.exe"));
+}

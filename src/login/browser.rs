@@ -3,7 +3,8 @@
 //! `$BROWSER` is a list of commands separated by `:`, as xdg-utils reads it
 //! (`firefox:chromium`): the first that starts is used. In each, `%s` is
 //! replaced by the URL, else the URL is appended. Without `$BROWSER`, the
-//! platform's opener. The browser runs with the tool's secret-bearing
+//! platform's opener; under WSL, where `xdg-open` often has no browser to
+//! hand the page to, Windows' own first (`wslview`, then `cmd.exe`). The browser runs with the tool's secret-bearing
 //! variables removed from its environment (`process::command`), and never
 //! on our stdout or stderr.
 
@@ -19,7 +20,7 @@ pub fn open(url: &str) {
             .split(':')
             .filter_map(|entry| from_browser_entry(entry, url))
             .collect(),
-        None => vec![platform_opener(url)],
+        None => platform_openers(url),
     };
     let mut last_error = None;
     for mut command in commands {
@@ -58,18 +59,59 @@ fn from_browser_entry(entry: &str, url: &str) -> Option<Command> {
     Some(command)
 }
 
-fn platform_opener(url: &str) -> Command {
-    let (program, args): (&str, &[&str]) = if cfg!(target_os = "macos") {
-        ("open", &[])
+/// The openers to try in turn when `$BROWSER` is not set.
+fn platform_openers(url: &str) -> Vec<Command> {
+    let opener = |program: &str, args: &[&str]| {
+        let mut command = process::command(program);
+        command.args(args);
+        command
+    };
+    if cfg!(target_os = "macos") {
+        vec![opener("open", &[url])]
     } else if cfg!(windows) {
         // Not `cmd /c start`: cmd would split the URL at `&`.
-        ("rundll32", &["url.dll,FileProtocolHandler"])
+        vec![opener("rundll32", &["url.dll,FileProtocolHandler", url])]
+    } else if is_wsl() {
+        let for_cmd = cmd_escaped(url);
+        vec![
+            opener("wslview", &[url]),
+            opener("cmd.exe", &["/c", "start", "", &for_cmd]),
+            opener("xdg-open", &[url]),
+        ]
     } else {
-        ("xdg-open", &[])
-    };
-    let mut command = process::command(program);
-    command.args(args).arg(url);
-    command
+        vec![opener("xdg-open", &[url])]
+    }
+}
+
+/// Whether this Linux runs under WSL: its launcher sets `WSL_DISTRO_NAME`,
+/// and its kernels name themselves `…-microsoft-standard-WSL2` (WSL 2) or
+/// `…-Microsoft` (WSL 1).
+fn is_wsl() -> bool {
+    let distro = std::env::var_os("WSL_DISTRO_NAME");
+    let osrelease = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    wsl_signs(distro.as_deref(), &osrelease)
+}
+
+fn wsl_signs(distro: Option<&std::ffi::OsStr>, osrelease: &str) -> bool {
+    distro.is_some_and(|d| !d.is_empty()) || osrelease.to_ascii_lowercase().contains("microsoft")
+}
+
+/// `url` as one word of cmd.exe's command line. WSL joins a Windows
+/// program's arguments into its command line the way the C runtime splits
+/// them (quotes only around words with blanks; a URL has none), and
+/// `cmd /c` then reads that line itself: an unquoted `&` would end the
+/// `start` command there. `^` makes each of cmd's special characters plain
+/// (`=` and `%XX` are left as they are: cmd keeps them in a word, and leaves
+/// a `%NAME%` that names no variable alone).
+fn cmd_escaped(url: &str) -> String {
+    let mut out = String::with_capacity(url.len() + 8);
+    for c in url.chars() {
+        if matches!(c, '&' | '|' | '<' | '>' | '^' | '(' | ')') {
+            out.push('^');
+        }
+        out.push(c);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -95,6 +137,24 @@ mod tests {
             ["open", "-a", url]
         );
         assert!(from_browser_entry("  ", url).is_none());
+    }
+
+    #[test]
+    fn wsl_is_told_by_its_distro_variable_or_its_kernel() {
+        use std::ffi::OsStr;
+        assert!(wsl_signs(Some(OsStr::new("Ubuntu")), "6.1.0-28-amd64"));
+        assert!(wsl_signs(None, "5.15.167.4-microsoft-standard-WSL2\n"));
+        assert!(wsl_signs(None, "4.4.0-19041-Microsoft"));
+        assert!(!wsl_signs(Some(OsStr::new("")), "6.1.0-28-amd64"));
+        assert!(!wsl_signs(None, ""));
+    }
+
+    #[test]
+    fn cmd_reads_every_character_of_the_url_as_plain() {
+        assert_eq!(
+            cmd_escaped("https://idp.example/authorize?a=1&b=x%20y&c=(^|<>)"),
+            "https://idp.example/authorize?a=1^&b=x%20y^&c=^(^^^|^<^>^)"
+        );
     }
 
     #[test]
