@@ -37,7 +37,9 @@ fn assert_ok(out: &Output) {
 /// The Rust targets, added with rustup when missing.
 fn ensure_rust_targets() {
     let installed = Command::new("rustup").args(["target", "list", "--installed"]).output();
-    let installed = installed.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+    let installed = installed
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
     for target in TARGETS.iter().filter(|t| !installed.lines().any(|l| l == **t)) {
         let added = Command::new("rustup").args(["target", "add", target]).status();
         assert!(
@@ -113,7 +115,11 @@ fn an_archive_with_the_wine_stub_is_refused(dir: &Path) {
         "set -e; tar -xzf '{archive}'; touch '{top}/bcryptprimitives.dll'; \
          tar -czf '{name}' '{top}'; rm -r '{top}'; sha256sum '{name}' > '{name}.sha256'"
     );
-    let status = Command::new("sh").args(["-c", &sh]).current_dir(repacked.path()).status().unwrap();
+    let status = Command::new("sh")
+        .args(["-c", &sh])
+        .current_dir(repacked.path())
+        .status()
+        .unwrap();
     assert!(status.success());
     let out = script(&["--verify", repacked.path().to_str().unwrap()]);
     assert!(!out.status.success());
@@ -133,6 +139,10 @@ fn the_readme_installs_from_the_repository_named_in_cargo_toml() {
     assert!(readme.contains(&format!("<{repo}/releases>")));
     for (at, _) in readme.match_indices("github.com/lightfi") {
         let address = &readme[readme[..at].rfind("https://").unwrap()..];
-        assert!(address.starts_with(repo), "another spelling: {}", &address[..repo.len()]);
+        assert!(
+            address.starts_with(repo),
+            "another spelling: {}",
+            &address[..repo.len()]
+        );
     }
 }
