@@ -16,12 +16,24 @@ use common::*;
 
 const TARGETS: [&str; 2] = ["x86_64-unknown-linux-musl", "x86_64-pc-windows-gnu"];
 
+/// Runs the script as a person would from a shell: without the `CARGO_*`
+/// variables cargo gives a test (`CARGO_PKG_NAME`, `CARGO_MANIFEST_DIR`, …).
+/// Build scripts of dependencies watch some of them (`rerun-if-env-changed`),
+/// so with them the shipped binary would be relinked, and would no longer be
+/// the file `.ci/run` built and tested. The user's own settings stay.
 fn script(args: &[&str]) -> Output {
-    Command::new("bash")
-        .arg(repo_root().join("scripts/release"))
-        .args(args)
-        .output()
-        .expect("run scripts/release")
+    let mut cmd = Command::new("bash");
+    cmd.arg(repo_root().join("scripts/release")).args(args);
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("CARGO_") && !matches!(&*key, "CARGO_HOME" | "CARGO_TARGET_DIR" | "CARGO_BUILD_JOBS") {
+            cmd.env_remove(&*key);
+        }
+    }
+    cmd.env_remove("OUT_DIR")
+        .env_remove("RUSTC_WRAPPER")
+        .env_remove("CARGO");
+    cmd.output().expect("run scripts/release")
 }
 
 #[track_caller]
