@@ -281,6 +281,44 @@ fn a_readable_config_with_a_secret_is_warned_about() {
 }
 
 #[test]
+fn a_secret_from_the_environment_never_goes_to_a_profile_tables_server() {
+    let t = TestEnv::new();
+    // The table names its own server and no client: the exported
+    // production credential must not be sent there.
+    std::fs::write(
+        t.home().join("config.toml"),
+        format!("[staging]\noauth_url = \"{}\"\n", t.server.url),
+    )
+    .unwrap();
+    for legacy in [false, true] {
+        let mut cmd = t.cmd(&["--profile", "staging", "login", "--refresh-token-stdin"]);
+        cmd.env_remove("LIGHTFI_OAUTH_URL");
+        let secret_name = if legacy {
+            cmd.env_remove("LIGHTFI_CLIENT_ID")
+                .env_remove("LIGHTFI_CLIENT_SECRET")
+                .env("CLIENT_ID", CLIENT_ID)
+                .env("CLIENT_SECRET", CLIENT_SECRET);
+            "CLIENT_SECRET"
+        } else {
+            "LIGHTFI_CLIENT_SECRET"
+        };
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        t.forbid("rt-staging");
+        let mut child = cmd.spawn().unwrap();
+        child.stdin.take().unwrap().write_all(b"rt-staging\n").unwrap();
+        let out = child.wait_with_output().unwrap();
+        t.assert_no_leak(&out.stderr);
+        assert_exit(&out, 4);
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!("{secret_name} is not sent")) && err.contains("config.toml [staging]"),
+            "{err}"
+        );
+        assert_eq!(t.server.requests().len(), 0, "nothing was sent to the table's server");
+    }
+}
+
+#[test]
 fn the_environment_overriding_the_profile_table_is_said() {
     let t = TestEnv::new();
     let config = t.home().join("config.toml");
