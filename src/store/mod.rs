@@ -59,6 +59,8 @@ pub struct Store {
 pub struct Lock {
     _file: File,
     _in_process: lock::InProcessLock,
+    /// How long taking it may wait, also when taking it again.
+    timeout: std::time::Duration,
 }
 
 /// Another identity's login stored for the same profile.
@@ -165,8 +167,9 @@ impl Store {
     /// Then the profile's file of an earlier version goes, if it held this
     /// identity's tokens, and so do temporary files that killed writers of
     /// this profile left behind. Call with the lock held.
-    pub fn save(&self, tokens: &Tokens, _lock: &Lock) -> Result<()> {
+    pub fn save(&self, tokens: &Tokens, lock: &Lock) -> Result<()> {
         self.ensure_dir()?;
+        let _current = self.lock_still_current(lock)?;
         self.remove_stale_temp_files();
         let json = format::encode(tokens)?;
         report::debug(|| format!("writing {}", self.path.display()));

@@ -39,6 +39,16 @@ pub(in crate::token) fn stored_refresh_token(
     }
 }
 
+/// After the server rejected `sent`: the refresh token the store holds now,
+/// when it is another one — a process whose lock file was deleted under it
+/// refreshed meanwhile and stored its rotated answer, which must not be
+/// wiped with the rejected one.
+pub(in crate::token) fn newer_than(store: &Store, sent: &RefreshToken) -> Option<(Tokens, RefreshToken)> {
+    let tokens = store.load().ok()?;
+    let stored = stored_refresh_token(store, &tokens, "the stored login was kept").ok()??;
+    (stored != *sent).then_some((tokens, stored))
+}
+
 /// The keyring error that names the entry and the fix.
 fn keyring_error(store: &Store, what: &str, failure: &keyring::Failure, outcome: &str) -> Error {
     Error::KeyringUnavailable {
