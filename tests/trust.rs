@@ -294,6 +294,35 @@ fn a_fifo_in_place_of_the_store_does_not_hang() {
 }
 
 #[test]
+fn a_fifo_in_place_of_the_serve_key_does_not_hang() {
+    let t = TestEnv::new();
+    std::fs::create_dir_all(t.home().join("tokens")).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(t.home().join("tokens/serve.key"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let out = output_within(t.cmd(&["serve", "--show-key"]), Duration::from_secs(20));
+    assert_ne!(out.status.code(), Some(0));
+    assert!(stderr(&out).contains("not a regular file"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_symlinked_tokens_folder_is_never_chmod_ed_through_the_link() {
+    let t = TestEnv::new();
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(elsewhere.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::symlink(elsewhere.path(), t.home().join("tokens")).unwrap();
+    t.seed(Some("refresh-0"), Some(("expired-access", 4000, 3600)));
+    let out = t.run(&["-r"]);
+    assert_exit(&out, 4);
+    assert!(stderr(&out).contains("symbolic link"), "{}", stderr(&out));
+    let mode = std::fs::metadata(elsewhere.path()).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o755, "the link's target keeps its mode");
+    assert_eq!(t.server.requests().len(), 0);
+}
+
+#[test]
 fn a_config_file_others_could_have_planted_is_refused() {
     let t = TestEnv::new();
     // A planted oauth_url would receive the client secret at login.
