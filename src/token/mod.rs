@@ -206,7 +206,7 @@ impl Engine<'_> {
         // not answer is not "no refresh token": a login would replace a working one.
         let refresh_token = match &self.settings.env_refresh_token {
             Some(token) => Some(token.clone()),
-            None => match placement::stored_refresh_token(self.store, &tokens, "the stored login was kept") {
+            None => match placement::refresh_token_to_use(self.store, &tokens) {
                 Ok(token) => token,
                 Err(err) => return self.fail(&mut tokens, AttemptKind::Keyring, err, None),
             },
