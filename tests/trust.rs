@@ -350,6 +350,63 @@ fn a_config_file_others_could_have_planted_is_refused() {
     assert!(planted.accept().is_err(), "nothing was sent to the planted server");
 }
 
+/// `setfacl ARGS`, installing Debian's `acl` first when missing (as root).
+fn setfacl(args: &[&str], path: &std::path::Path) {
+    TestTools::Apt(&["acl"]).ensure();
+    let status = std::process::Command::new("setfacl")
+        .args(args)
+        .arg(path)
+        .status()
+        .expect("run setfacl");
+    assert!(status.success(), "setfacl {args:?} {}", path.display());
+}
+
+#[test]
+fn a_config_others_may_write_through_an_acl_is_refused() {
+    let t = TestEnv::new();
+    t.seed(Some("refresh-0"), Some(("tok-seeded-9", 60, 3600)));
+    let config = t.home().join("config.toml");
+    std::fs::write(&config, format!("[default]\nclient_id = \"{CLIENT_ID}\"\n")).unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // The mode bits then show the mask as the group's bits, of our own group.
+    setfacl(&["-m", "u:nobody:rw"], &config);
+    let out = t.run(&["-r"]);
+    assert_exit(&out, 4);
+    assert!(stderr(&out).contains("access ACL that lets user"), "{}", stderr(&out));
+    setfacl(&["-b"], &config);
+    assert_exit(&t.run(&["-r"]), 0);
+    // The same through the folder.
+    setfacl(&["-m", "u:nobody:rwx"], t.home());
+    let out = t.run(&["-r"]);
+    setfacl(&["-b"], t.home());
+    assert_exit(&out, 4);
+    assert!(stderr(&out).contains("its folder has an access ACL"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_config_below_a_folder_every_user_may_write_is_warned_about() {
+    let t = TestEnv::new();
+    let open = t.home().join("open");
+    let home = open.join("lt");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::write(home.join("config.toml"), format!("[default]\nclient_id = \"{CLIENT_ID}\"\n")).unwrap();
+    let mut cmd = t.cmd(&["status"]);
+    cmd.env("LIGHTFI_TOKEN_HOME", &home);
+    let out = t.run_cmd(cmd);
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let err = stderr(&out);
+    assert!(
+        err.contains("a folder every user may write") && err.contains(&open.display().to_string()),
+        "{err}"
+    );
+    // /tmp's sticky bit keeps others from replacing what is ours: no warning.
+    std::fs::write(t.home().join("config.toml"), format!("[default]\nclient_id = \"{CLIENT_ID}\"\n")).unwrap();
+    let out = t.run(&["status"]);
+    assert!(!stderr(&out).contains("every user may write"), "{}", stderr(&out));
+}
+
 #[test]
 fn a_readable_config_with_a_secret_is_warned_about() {
     let t = TestEnv::new();
