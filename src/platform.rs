@@ -83,12 +83,19 @@ fn check_acl(entries: &io::Result<Option<Vec<u8>>>, what: &str) -> Result<(), Un
     let bytes = match entries {
         Ok(Some(bytes)) => bytes,
         Ok(None) => return Ok(()),
-        Err(e) => return Err(Untrusted::Io(io::Error::new(e.kind(), format!("cannot read the ACL of {what}: {e}")))),
+        Err(e) => {
+            return Err(Untrusted::Io(io::Error::new(
+                e.kind(),
+                format!("cannot read the ACL of {what}: {e}"),
+            )));
+        }
     };
     // SAFETY: geteuid and getegid cannot fail and touch no memory.
     let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
     match acl::writer(bytes, uid, gid) {
-        Some(who) => Err(Untrusted::Because(format!("{what} has an access ACL that lets {who} write"))),
+        Some(who) => Err(Untrusted::Because(format!(
+            "{what} has an access ACL that lets {who} write"
+        ))),
         None => Ok(()),
     }
 }
@@ -164,7 +171,8 @@ mod acl {
 
     /// The raw ACL of `path`.
     pub fn of_path(path: &Path) -> io::Result<Option<Vec<u8>>> {
-        let path = CString::new(path.as_os_str().as_bytes()).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let path =
+            CString::new(path.as_os_str().as_bytes()).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         // SAFETY: `path` is NUL-terminated; the buffer is valid for `len` bytes.
         read(|buf, len| unsafe { libc::getxattr(path.as_ptr(), NAME.as_ptr(), buf, len) })
     }

@@ -210,7 +210,8 @@ fn always_503_exits_5_keeping_the_store() {
 fn a_failure_recorded_in_the_future_after_the_clock_stepped_back_is_expired() {
     let t = TestEnv::new();
     t.seed(Some("refresh-0"), Some(("expired-access", 4000, 3600)));
-    t.server.script([Reply::status(503), Reply::status(503), Reply::status(503)]);
+    t.server
+        .script([Reply::status(503), Reply::status(503), Reply::status(503)]);
     assert_exit(&t.run(&[]), 5);
     assert_eq!(t.server.requests().len(), 3);
     // The failure was recorded before the clock stepped back a day.

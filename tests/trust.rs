@@ -252,7 +252,8 @@ fn a_deleted_lock_file_never_loses_a_rotated_login() {
     t.assert_no_leak(a_stderr.join().unwrap().as_bytes());
     assert!(a_status.success(), "A's refresh succeeded");
     assert_eq!(
-        t.store()["refresh_token"], "rotated-refresh-1",
+        t.store()["refresh_token"],
+        "rotated-refresh-1",
         "the rotated refresh token survives (B: exit {:?}, {})",
         b.status.code(),
         stderr(&b)
@@ -380,7 +381,11 @@ fn a_config_others_may_write_through_an_acl_is_refused() {
     let out = t.run(&["-r"]);
     setfacl(&["-b"], t.home());
     assert_exit(&out, 4);
-    assert!(stderr(&out).contains("its folder has an access ACL"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("its folder has an access ACL"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -391,7 +396,11 @@ fn a_config_below_a_folder_every_user_may_write_is_warned_about() {
     std::fs::create_dir_all(&home).unwrap();
     std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
     std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).unwrap();
-    std::fs::write(home.join("config.toml"), format!("[default]\nclient_id = \"{CLIENT_ID}\"\n")).unwrap();
+    std::fs::write(
+        home.join("config.toml"),
+        format!("[default]\nclient_id = \"{CLIENT_ID}\"\n"),
+    )
+    .unwrap();
     let mut cmd = t.cmd(&["status"]);
     cmd.env("LIGHTFI_TOKEN_HOME", &home);
     let out = t.run_cmd(cmd);
@@ -402,7 +411,11 @@ fn a_config_below_a_folder_every_user_may_write_is_warned_about() {
         "{err}"
     );
     // /tmp's sticky bit keeps others from replacing what is ours: no warning.
-    std::fs::write(t.home().join("config.toml"), format!("[default]\nclient_id = \"{CLIENT_ID}\"\n")).unwrap();
+    std::fs::write(
+        t.home().join("config.toml"),
+        format!("[default]\nclient_id = \"{CLIENT_ID}\"\n"),
+    )
+    .unwrap();
     let out = t.run(&["status"]);
     assert!(!stderr(&out).contains("every user may write"), "{}", stderr(&out));
 }

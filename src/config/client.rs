@@ -144,7 +144,12 @@ fn oauth_url(layers: &Layers, secret_source: Option<Source>) -> Result<(String, 
 /// `CLIENT_SECRET`) is sent only to a URL given the same way (flag or
 /// environment) or to the default URL, never to another server that a
 /// profile's table names.
-fn env_secret_stays_off_the_tables_server(layers: &Layers, secret: Source, url: &str, url_source: Source) -> Result<()> {
+fn env_secret_stays_off_the_tables_server(
+    layers: &Layers,
+    secret: Source,
+    url: &str,
+    url_source: Source,
+) -> Result<()> {
     if secret == Source::File || url_source != Source::File || url == check_oauth_url(DEFAULT_OAUTH_URL)? {
         return Ok(());
     }
@@ -272,7 +277,12 @@ mod tests {
             assert!(msg.contains(secret) && msg.contains("[staging]"), "{msg}");
             assert!(!msg.contains("prod-secret"), "{msg}");
             // The URL given the same way as the secret is fine.
-            let env = [env[0], env[1], env[2], ("LIGHTFI_OAUTH_URL", "https://prod.example/oauth2")];
+            let env = [
+                env[0],
+                env[1],
+                env[2],
+                ("LIGHTFI_OAUTH_URL", "https://prod.example/oauth2"),
+            ];
             let s = resolved(&args(&["--profile", "staging"]), env_of(&env)).unwrap();
             assert_eq!(s.client.endpoints.base, "https://prod.example/oauth2");
         }

@@ -164,7 +164,13 @@ mod tests {
         let (key, path) = load_or_create(&settings).unwrap();
         let mut watched = Watched::new(path.clone(), key);
         std::fs::remove_file(&path).unwrap();
-        assert!(std::process::Command::new("mkfifo").arg(&path).status().unwrap().success());
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&path)
+                .status()
+                .unwrap()
+                .success()
+        );
         let (done, answer) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let _ = done.send(shown(&mut watched));
