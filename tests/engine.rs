@@ -207,6 +207,29 @@ fn always_503_exits_5_keeping_the_store() {
 }
 
 #[test]
+fn a_failure_recorded_in_the_future_after_the_clock_stepped_back_is_expired() {
+    let t = TestEnv::new();
+    t.seed(Some("refresh-0"), Some(("expired-access", 4000, 3600)));
+    t.server
+        .script([Reply::status(503), Reply::status(503), Reply::status(503)]);
+    assert_exit(&t.run(&[]), 5);
+    assert_eq!(t.server.requests().len(), 3);
+    // The failure was recorded before the clock stepped back a day.
+    let mut store = t.store();
+    let ahead = time::OffsetDateTime::now_utc() + time::Duration::days(1);
+    store["last_failure"]["ended_at"] = ahead
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+        .into();
+    std::fs::write(t.store_path(), serde_json::to_vec_pretty(&store).unwrap()).unwrap();
+    t.server.script([Reply::fresh()]);
+    let out = t.run(&[]);
+    assert_exit(&out, 0);
+    assert_eq!(t.server.requests().len(), 4, "one request, not the replayed failure");
+    assert!(!stderr(&out).contains("s ago"), "{}", stderr(&out));
+}
+
+#[test]
 fn failing_server_with_still_valid_token_prints_it_with_a_warning() {
     let t = TestEnv::new();
     // 200 s left of 3600: inside the 300 s margin, so a refresh is attempted.

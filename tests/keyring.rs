@@ -407,6 +407,28 @@ fn a_new_login_replaces_the_entry_and_revokes_the_old_token() {
 }
 
 #[test]
+fn a_keyring_without_the_logins_entry_is_not_taken_for_logged_out() {
+    // The store says the refresh token is in the keyring; the keyring that
+    // answers (another database, another daemon) has no such entry.
+    let bus = Bus::with_keyring();
+    let t = TestEnv::new();
+    seed_in_keyring(&t, ("expired-access", 4000, 3600));
+    let out = run_on(&t, &bus, &["-r"]);
+    assert_exit(&out, 5);
+    let err = stderr(&out);
+    assert!(
+        err.contains("not the one answering") && err.contains("lightfi-token login"),
+        "{err}"
+    );
+    assert_eq!(t.server.token_requests().len(), 0);
+    assert_eq!(t.store()["refresh_token_in"], "keyring", "the login is kept");
+    // `login` still replaces it.
+    assert_exit(&import(&t, &bus, &[], "refresh-new"), 0);
+    assert_eq!(bus.lookup(&account(&t)).as_deref(), Some("refresh-new"));
+    assert_exit(&run_on(&t, &bus, &["-r"]), 0);
+}
+
+#[test]
 fn a_file_stored_login_moves_into_the_keyring_at_the_next_refresh() {
     let bus = Bus::with_keyring();
     let t = TestEnv::new();

@@ -28,6 +28,9 @@ pub(super) fn resolve(layers: &Layers, warnings: &mut Vec<String>) -> Result<Opt
     }
     let secret_source = id.secret.as_ref().map(|_| id.secret_source);
     let (url, url_source) = oauth_url(layers, secret_source)?;
+    if let Some(source) = secret_source {
+        env_secret_stays_off_the_tables_server(layers, source, &url, url_source)?;
+    }
     let env_refresh_token = (layers.env)("LIGHTFI_REFRESH_TOKEN").map(RefreshToken::new);
     if env_refresh_token.is_some() && url_source == Source::File {
         return Err(Error::config(
@@ -137,6 +140,31 @@ fn oauth_url(layers: &Layers, secret_source: Option<Source>) -> Result<(String, 
     Ok((url, source))
 }
 
+/// A secret from the environment (`LIGHTFI_CLIENT_SECRET`, or the legacy
+/// `CLIENT_SECRET`) is sent only to a URL given the same way (flag or
+/// environment) or to the default URL, never to another server that a
+/// profile's table names.
+fn env_secret_stays_off_the_tables_server(
+    layers: &Layers,
+    secret: Source,
+    url: &str,
+    url_source: Source,
+) -> Result<()> {
+    if secret == Source::File || url_source != Source::File || url == check_oauth_url(DEFAULT_OAUTH_URL)? {
+        return Ok(());
+    }
+    let Source::Env(name) = secret else {
+        return Ok(());
+    };
+    let table = format!("config.toml [{}]", layers.profile);
+    Err(Error::config(
+        format!("{name} is not sent to the oauth_url of {table} ({url})"),
+        format!(
+            "pass the OAuth URL the same way as the secret (--oauth-url or LIGHTFI_OAUTH_URL), or put client_id and client_secret in {table}"
+        ),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::test_support::*;
@@ -232,6 +260,43 @@ mod tests {
         // The same URL as the table's (here the default) is fine.
         let same = [("LIGHTFI_TOKEN_HOME", h), ("LIGHTFI_OAUTH_URL", DEFAULT_OAUTH_URL)];
         assert!(resolved(&args(&[]), env_of(&same)).is_ok());
+    }
+
+    #[test]
+    fn an_environment_secret_never_goes_to_a_tables_server() {
+        let home = home_with("[staging]\noauth_url = \"https://staging.example/oauth2\"\n");
+        let h = home.path().to_str().unwrap();
+        for (id, secret) in [
+            ("LIGHTFI_CLIENT_ID", "LIGHTFI_CLIENT_SECRET"),
+            ("CLIENT_ID", "CLIENT_SECRET"),
+        ] {
+            let env = [("LIGHTFI_TOKEN_HOME", h), (id, "prod-id"), (secret, "prod-secret")];
+            let err = resolved(&args(&["--profile", "staging"]), env_of(&env)).unwrap_err();
+            assert_eq!(err.exit_code(), 4, "{err}");
+            let msg = err.to_string();
+            assert!(msg.contains(secret) && msg.contains("[staging]"), "{msg}");
+            assert!(!msg.contains("prod-secret"), "{msg}");
+            // The URL given the same way as the secret is fine.
+            let env = [
+                env[0],
+                env[1],
+                env[2],
+                ("LIGHTFI_OAUTH_URL", "https://prod.example/oauth2"),
+            ];
+            let s = resolved(&args(&["--profile", "staging"]), env_of(&env)).unwrap();
+            assert_eq!(s.client.endpoints.base, "https://prod.example/oauth2");
+        }
+        // Without a secret, a public client may use the table's server.
+        let env = [("LIGHTFI_TOKEN_HOME", h), ("LIGHTFI_CLIENT_ID", "public-id")];
+        assert!(resolved(&args(&["--profile", "staging"]), env_of(&env)).is_ok());
+        // A table that names the default URL sends nothing anywhere new.
+        let home = home_with(&format!("[default]\noauth_url = \"{DEFAULT_OAUTH_URL}\"\n"));
+        let env = [
+            ("LIGHTFI_TOKEN_HOME", home.path().to_str().unwrap()),
+            ("LIGHTFI_CLIENT_ID", "id"),
+            ("LIGHTFI_CLIENT_SECRET", "s"),
+        ];
+        assert!(resolved(&args(&[]), env_of(&env)).is_ok());
     }
 
     #[test]

@@ -38,7 +38,8 @@ pub(super) fn read_config(path: &Path, warnings: &mut Vec<String>) -> Result<BTr
         Err(crate::platform::Untrusted::Because(why)) => {
             return Err(Error::config(
                 format!("refusing to use {}: {why}", path.display()),
-                "make the file and its folder yours and writable only by you (chmod 600 config.toml; chmod 700 its folder)",
+                "make the file and its folder yours and writable only by you (chmod 600 config.toml; chmod 700 its folder; \
+                 setfacl -b removes an ACL)",
             ));
         }
     };
@@ -50,6 +51,13 @@ pub(super) fn read_config(path: &Path, warnings: &mut Vec<String>) -> Result<BTr
             "each profile is a table such as [default] with keys oauth_url, client_id, client_secret, redirect_uri, scope, token, storage",
         )
     })?;
+    if let Some(open) = path.parent().and_then(crate::platform::writable_ancestor) {
+        warnings.push(format!(
+            "{} is in {}, a folder every user may write: another user could replace the folder holding it",
+            path.display(),
+            open.display()
+        ));
+    }
     if mode & 0o044 != 0 && tables.values().any(|t| t.client_secret.is_some()) {
         warnings.push(format!(
             "{} holds a client secret and is readable by other users: run `chmod 600 {}`",

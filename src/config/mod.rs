@@ -28,7 +28,7 @@ pub const DEFAULT_OAUTH_URL: &str = "https://lightfiv2.auth.eu-west-2.amazoncogn
 pub const DEFAULT_REDIRECT_URI: &str = "http://localhost:3000";
 pub const DEFAULT_SCOPE: &str = "aws.cognito.signin.user.admin";
 pub const DEFAULT_PROFILE: &str = "default";
-/// Per token request; connecting is capped at 10 s on top (oauth.rs).
+/// Per token request; connecting is capped at 10 s on top (oauth/http.rs).
 pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longer than a browser login's 300 s, so a caller waits out another
 /// process's login instead of failing or starting a second one.

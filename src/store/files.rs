@@ -93,12 +93,14 @@ impl Store {
     /// reader ever sees half a file.
     pub fn read_or_create(&self, name: &str, create: impl FnOnce() -> Result<Vec<u8>>) -> Result<(PathBuf, Vec<u8>)> {
         let path = self.dir.join(name);
-        match fs::read(&path) {
-            Ok(bytes) => {
+        // Like the store: a regular file only; a FIFO in its place is refused
+        // without blocking on it.
+        match crate::platform::read_regular(&path) {
+            Ok(Some(bytes)) => {
                 restrict_to_owner(&path)?;
                 return Ok((path, bytes));
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Ok(None) => {}
             Err(e) => return Err(Error::io("cannot read", &path, e)),
         }
         let content = create()?;
@@ -114,7 +116,9 @@ impl Store {
             Err(e) => return Err(Error::io("cannot write", &path, e.error)),
         }
         self.sync_dir();
-        let bytes = fs::read(&path).map_err(|e| Error::io("cannot read", &path, e))?;
+        let bytes = crate::platform::read_regular(&path)
+            .and_then(|bytes| bytes.ok_or_else(|| io::Error::from(io::ErrorKind::NotFound)))
+            .map_err(|e| Error::io("cannot read", &path, e))?;
         Ok((path, bytes))
     }
 
@@ -207,5 +211,23 @@ mod tests {
         );
         // Another profile's, and what is not a temporary file of ours, stay.
         assert!(names.iter().any(|n| n == ".other@tmp-x") && names.iter().any(|n| n == ".default.json.x.tmp"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_in_place_of_a_private_file_is_refused_without_blocking() {
+        let home = tempfile::tempdir().unwrap();
+        let store = Store::new(&settings(home.path()));
+        store.ensure_dir().unwrap();
+        let fifo = home.path().join("tokens/serve.key");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let err = store.read_or_create("serve.key", || Ok(b"new".to_vec())).unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
     }
 }

@@ -26,7 +26,22 @@ impl Store {
             path: self.lock_path.clone(),
             waited: timeout,
         };
-        let (in_process, mut contended) = InProcessLock::acquire(&self.lock_path, timeout).ok_or_else(timed_out)?;
+        let (in_process, contended) = InProcessLock::acquire(&self.lock_path, timeout).ok_or_else(timed_out)?;
+        let file = self.lock_file(start, timeout, contended)?;
+        Ok(Lock {
+            _file: file,
+            _in_process: in_process,
+            timeout,
+        })
+    }
+
+    /// `flock` the file the lock path names, waiting until `start + timeout`;
+    /// again when the path was deleted or replaced meanwhile.
+    fn lock_file(&self, start: Instant, timeout: Duration, mut contended: bool) -> Result<File> {
+        let timed_out = || Error::LockTimeout {
+            path: self.lock_path.clone(),
+            waited: timeout,
+        };
         let mut announced = false;
         let mut pause = Duration::from_millis(5);
         loop {
@@ -60,13 +75,22 @@ impl Store {
                         if contended { " (another process held it)" } else { "" }
                     )
                 });
-                return Ok(Lock {
-                    _file: file,
-                    _in_process: in_process,
-                });
+                return Ok(file);
             }
             contended = true;
         }
+    }
+
+    /// Before a write under `lock`: when its file was deleted (or replaced)
+    /// while held, another process may hold the file the path names now and
+    /// be writing too. Then lock that one as well, so the two writes cannot
+    /// interleave; the returned file holds it until dropped.
+    pub(super) fn lock_still_current(&self, lock: &Lock) -> Result<Option<File>> {
+        if same_file(&lock._file, &self.lock_path) {
+            return Ok(None);
+        }
+        report::debug(|| format!("{} was deleted while held; locking it again", self.lock_path.display()));
+        self.lock_file(Instant::now(), lock.timeout, true).map(Some)
     }
 
     fn open_lock_file(&self) -> Result<File> {

@@ -59,6 +59,8 @@ pub struct Store {
 pub struct Lock {
     _file: File,
     _in_process: lock::InProcessLock,
+    /// How long taking it may wait, also when taking it again.
+    timeout: std::time::Duration,
 }
 
 /// Another identity's login stored for the same profile.
@@ -165,8 +167,9 @@ impl Store {
     /// Then the profile's file of an earlier version goes, if it held this
     /// identity's tokens, and so do temporary files that killed writers of
     /// this profile left behind. Call with the lock held.
-    pub fn save(&self, tokens: &Tokens, _lock: &Lock) -> Result<()> {
+    pub fn save(&self, tokens: &Tokens, lock: &Lock) -> Result<()> {
         self.ensure_dir()?;
+        let _current = self.lock_still_current(lock)?;
         self.remove_stale_temp_files();
         let json = format::encode(tokens)?;
         report::debug(|| format!("writing {}", self.path.display()));
@@ -227,6 +230,19 @@ impl Store {
         {
             use std::os::unix::fs::PermissionsExt;
             let meta = fs::metadata(&self.dir).map_err(|e| Error::io("cannot inspect", &self.dir, e))?;
+            let linked = fs::symlink_metadata(&self.dir).is_ok_and(|m| m.file_type().is_symlink());
+            if linked && meta.permissions().mode() & 0o077 != 0 {
+                // chmod follows the link: it would change a folder elsewhere.
+                return Err(Error::config(
+                    format!(
+                        "{} is a symbolic link to a folder others can open (mode {:o}); lightfi-token does not change \
+                         the permissions of a folder through a link",
+                        self.dir.display(),
+                        meta.permissions().mode() & 0o7777
+                    ),
+                    "replace the link with a folder, or make the folder it points to private yourself (chmod 700)",
+                ));
+            }
             if meta.permissions().mode() & 0o077 != 0 {
                 fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o700))
                     .map_err(|e| Error::io("cannot restrict the permissions of", &self.dir, e))?;

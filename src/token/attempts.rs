@@ -15,7 +15,13 @@ use super::{BACKOFF, MAX_BACKOFF};
 /// Whether a recorded failure answers a caller that started waiting for the
 /// lock at `wait_started`: it ended after that (the caller waited for it), or
 /// it is recent enough that asking the server again would only add load.
+/// A record that ends after `now` was written before the clock stepped back
+/// (NTP, an RTC in local time, a resumed VM): its age is unknown, so it is
+/// expired rather than replayed until the clock catches up.
 pub(super) fn still_applies(attempt: &Attempt, wait_started: OffsetDateTime, now: OffsetDateTime) -> bool {
+    if attempt.ended_at > now {
+        return false;
+    }
     let backoff = attempt
         .retry_after
         .map_or(BACKOFF, |secs| Duration::from_secs(secs).clamp(BACKOFF, MAX_BACKOFF));
@@ -155,6 +161,26 @@ mod tests {
         let now = OffsetDateTime::now_utc();
         assert!(still_applies(&attempt, now, now + Duration::from_secs(20)));
         assert!(!still_applies(&attempt, now, now + Duration::from_secs(31)));
+    }
+
+    #[test]
+    fn a_failure_recorded_in_the_future_is_expired() {
+        let now = OffsetDateTime::now_utc();
+        let day = Duration::from_secs(24 * 3600);
+        let at = |ended_at| Attempt {
+            ended_at,
+            kind: AttemptKind::Unavailable,
+            message: "server error 503".into(),
+            hint: String::new(),
+            retry_after: None,
+        };
+        // Written a day ahead, before the clock stepped back: expired, both
+        // for a caller that has just arrived and one that waited a while.
+        assert!(!still_applies(&at(now + day), now, now));
+        assert!(!still_applies(&at(now + day), now - day, now));
+        // Older than its back-off: expired; within it: answered.
+        assert!(!still_applies(&at(now - BACKOFF - Duration::from_secs(1)), now, now));
+        assert!(still_applies(&at(now - Duration::from_secs(1)), now, now));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 mod attempts;
 mod lifecycle;
 
+use std::cell::Cell;
 use std::io::IsTerminal;
 use std::time::Duration;
 
@@ -117,6 +118,7 @@ fn obtain_any(settings: &Settings, transport: &dyn Transport, want: Want) -> Res
         lock: &lock,
         want,
         env_digest,
+        retried: Cell::new(false),
     };
     // `--force-refresh` asks now, whatever was recorded (a person fixed something).
     let now = OffsetDateTime::now_utc();
@@ -140,6 +142,8 @@ struct Engine<'a> {
     want: Want,
     /// Set when the refresh token is `LIGHTFI_REFRESH_TOKEN`.
     env_digest: Option<String>,
+    /// A rejected refresh was retried with the newer token another process stored.
+    retried: Cell<bool>,
 }
 
 impl Engine<'_> {
@@ -202,7 +206,7 @@ impl Engine<'_> {
         // not answer is not "no refresh token": a login would replace a working one.
         let refresh_token = match &self.settings.env_refresh_token {
             Some(token) => Some(token.clone()),
-            None => match placement::stored_refresh_token(self.store, &tokens, "the stored login was kept") {
+            None => match placement::refresh_token_to_use(self.store, &tokens) {
                 Ok(token) => token,
                 Err(err) => return self.fail(&mut tokens, AttemptKind::Keyring, err, None),
             },
@@ -257,7 +261,12 @@ impl Engine<'_> {
                 };
                 lifecycle::keep(self.held(), &mut tokens, Outcome { response, source })
             }
-            Err(Failure::OAuth(e)) if e.error == "invalid_grant" => self.rejected(tokens, e, died_mid_refresh),
+            Err(Failure::OAuth(e)) if e.error == "invalid_grant" => {
+                if let Some(newer) = self.newer_login(&refresh_token) {
+                    return newer;
+                }
+                self.rejected(tokens, e, died_mid_refresh)
+            }
             Err(failure) => {
                 let retry_after = match &failure {
                     Failure::Unavailable { retry_after, .. } => *retry_after,
@@ -274,6 +283,23 @@ impl Engine<'_> {
                 self.fail(&mut tokens, kind, err, retry_after)
             }
         }
+    }
+
+    /// After `sent` was rejected: when the store now holds another refresh
+    /// token (someone deleted our lock file and another process refreshed
+    /// with rotation meanwhile), its access token if fresh, else one refresh
+    /// with it — never wipe a login that is not the rejected one.
+    fn newer_login(&self, sent: &RefreshToken) -> Option<Result<Access>> {
+        if self.env_digest.is_some() || self.retried.replace(true) {
+            return None;
+        }
+        let (tokens, newer) = placement::newer_than(self.store, sent)?;
+        report::debug(|| "the store holds a newer refresh token than the rejected one; using it".into());
+        let now = OffsetDateTime::now_utc();
+        if let Some(access) = cached(&tokens, None, self.want.kind, now, self.want.min_valid) {
+            return Some(Ok(access));
+        }
+        Some(self.refresh(tokens, newer))
     }
 
     /// The server rejected the refresh token (`invalid_grant`).

@@ -97,7 +97,9 @@ impl Watched {
             return (self.key.as_ref(), None);
         }
         self.stamp = now;
-        let read = std::fs::read(&self.path)
+        // A regular file only: a FIFO put in its place must not hang requests.
+        let read = crate::platform::read_regular(&self.path)
+            .and_then(|bytes| bytes.ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound)))
             .map_err(|e| Error::io("cannot read", &self.path, e))
             .and_then(|bytes| parse(&self.path, &bytes));
         let note = match read {
@@ -152,5 +154,31 @@ mod tests {
         assert!(note.unwrap().contains("malformed"));
         std::fs::remove_file(&path).unwrap();
         assert!(shown(&mut watched).0.is_none());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_in_place_of_the_key_refuses_all_without_blocking() {
+        let home = tempfile::tempdir().unwrap();
+        let settings = Settings::for_tests(home.path(), "https://idp.example/oauth2");
+        let (key, path) = load_or_create(&settings).unwrap();
+        let mut watched = Watched::new(path.clone(), key);
+        std::fs::remove_file(&path).unwrap();
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&path)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let (done, answer) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = done.send(shown(&mut watched));
+        });
+        let (key, note) = answer
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("reading a FIFO key did not answer within 20 s");
+        assert!(key.is_none());
+        assert!(note.unwrap().contains("not a regular file"));
     }
 }

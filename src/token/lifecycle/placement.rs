@@ -39,6 +39,50 @@ pub(in crate::token) fn stored_refresh_token(
     }
 }
 
+/// The refresh token to refresh with, as [`stored_refresh_token`] — except
+/// that a keyring answering "no such entry" while the store says the token
+/// is there is an error (exit 5), not "logged out": the keyring answering is
+/// likely not the one that holds this login (another KeePassXC database
+/// open, a daemon restarted with another keyring), and a new login would
+/// orphan the entry. `lightfi-token login` still replaces it.
+pub(in crate::token) fn refresh_token_to_use(store: &Store, tokens: &Tokens) -> Result<Option<RefreshToken>> {
+    if tokens.refresh_token_in == RefreshTokenIn::File {
+        return Ok(tokens.refresh_token.clone());
+    }
+    match keyring::read(&store.keyring_account()) {
+        Ok(Some(token)) => Ok(Some(token)),
+        Ok(None) => Err(Error::KeyringUnavailable {
+            msg: format!(
+                "the token store says this login's refresh token is in the keyring ({}), but the keyring answering has \
+                 no entry for service `{}` account `{}`: the keyring that holds this login is not the one answering; \
+                 the stored login was kept",
+                keyring::backend(),
+                keyring::SERVICE,
+                store.keyring_account()
+            ),
+            hint: "open or unlock the keyring that holds it (e.g. the KeePassXC database, or the keyring the Secret \
+                   Service daemon was started with) and try again; or run `lightfi-token login` to log in anew"
+                .into(),
+        }),
+        Err(failure) => Err(keyring_error(
+            store,
+            "read the refresh token from",
+            &failure,
+            "the stored login was kept",
+        )),
+    }
+}
+
+/// After the server rejected `sent`: the refresh token the store holds now,
+/// when it is another one — a process whose lock file was deleted under it
+/// refreshed meanwhile and stored its rotated answer, which must not be
+/// wiped with the rejected one.
+pub(in crate::token) fn newer_than(store: &Store, sent: &RefreshToken) -> Option<(Tokens, RefreshToken)> {
+    let tokens = store.load().ok()?;
+    let stored = stored_refresh_token(store, &tokens, "the stored login was kept").ok()??;
+    (stored != *sent).then_some((tokens, stored))
+}
+
 /// The keyring error that names the entry and the fix.
 fn keyring_error(store: &Store, what: &str, failure: &keyring::Failure, outcome: &str) -> Error {
     Error::KeyringUnavailable {
