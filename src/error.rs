@@ -48,6 +48,8 @@ pub enum Error {
     VaultDenied { msg: String, hint: String },
     /// Exit 5: Vault/OpenBao is unreachable, sealed or failing.
     VaultUnavailable { msg: String, hint: String },
+    /// The token file cannot be served: unreadable, expired, or no expiry to tell.
+    TokenFile { msg: String, hint: String },
     /// Exit 6: another process held the profile's lock for longer than `--lock-timeout`.
     LockTimeout { path: PathBuf, waited: std::time::Duration },
     /// Exit 1: a local failure we did not expect (I/O on the store, spawning a program…).
@@ -90,7 +92,10 @@ impl Error {
             Error::Usage { .. } => 2,
             Error::LoginRequired { .. } | Error::RefreshRejected(_) | Error::LoginFailed { .. } => 3,
             Error::Config { .. } | Error::ClientRejected(_) | Error::VaultDenied { .. } => 4,
-            Error::ServerUnavailable { .. } | Error::KeyringUnavailable { .. } | Error::VaultUnavailable { .. } => 5,
+            Error::ServerUnavailable { .. }
+            | Error::KeyringUnavailable { .. }
+            | Error::VaultUnavailable { .. }
+            | Error::TokenFile { .. } => 5,
             Error::LockTimeout { .. } => 6,
             Error::CannotRun { code, .. } => *code,
         }
@@ -105,6 +110,7 @@ impl Error {
             | Error::KeyringUnavailable { hint, .. }
             | Error::VaultDenied { hint, .. }
             | Error::VaultUnavailable { hint, .. }
+            | Error::TokenFile { hint, .. }
             | Error::CannotRun { hint, .. } => hint.clone(),
             Error::LoginRequired { .. } | Error::RefreshRejected(_) => "run `lightfi-token login`".into(),
             Error::ClientRejected(_) => {
@@ -138,6 +144,7 @@ impl fmt::Display for Error {
             | Error::KeyringUnavailable { msg, .. }
             | Error::VaultDenied { msg, .. }
             | Error::VaultUnavailable { msg, .. }
+            | Error::TokenFile { msg, .. }
             | Error::Unexpected { msg }
             | Error::ChecksFailed { msg, .. }
             | Error::CannotRun { msg, .. } => f.write_str(msg),

@@ -119,6 +119,7 @@ fn tokens() -> impl Strategy<Value = Tokens> {
                     last_failure,
                     rotates,
                     refresh_started,
+                    requests: None,
                 }
             },
         )

@@ -6,7 +6,7 @@
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::config::{self, Flags, Settings};
+use crate::config::{self, Flags, Grant, Settings};
 use crate::error::{Error, Result};
 use crate::output::rfc3339;
 use crate::report;
@@ -121,6 +121,18 @@ struct Status {
     pub access_token: Option<AccessStatus>,
     pub user: Option<String>,
     pub scopes: Vec<String>,
+    /// `authorization_code` or `client_credentials`.
+    pub grant: &'static str,
+    /// Client-credentials tokens obtained today and this month (UTC): each is billed.
+    pub token_requests: Option<TokenRequests>,
+    /// The file whose token is served as it is, when the profile sets one.
+    pub token_file: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct TokenRequests {
+    pub today: u64,
+    pub this_month: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -169,7 +181,11 @@ struct AccessStatus {
 impl Status {
     /// Logged in: a refresh token, or an access token that still works.
     fn logged_in(&self) -> bool {
-        self.refresh_token.is_some() || self.access_token.as_ref().is_some_and(|a| a.valid)
+        // Machines need no login: their tokens come from the client or the file.
+        self.token_requests.is_some()
+            || self.token_file.is_some()
+            || self.refresh_token.is_some()
+            || self.access_token.as_ref().is_some_and(|a| a.valid)
     }
 }
 
@@ -248,6 +264,12 @@ fn status(settings: &Settings) -> Result<Status> {
         }),
         user,
         scopes,
+        grant: settings.grant.name(),
+        token_requests: (settings.grant == Grant::ClientCredentials).then(|| {
+            let (today, this_month) = tokens.requests.as_ref().map_or((0, 0), |r| r.at(now));
+            TokenRequests { today, this_month }
+        }),
+        token_file: settings.token_file.as_ref().map(|p| p.display().to_string()),
     })
 }
 
@@ -305,6 +327,15 @@ fn render_text(s: &Status) -> String {
         s.storage,
         src.storage,
     );
+    if let Some(path) = &s.token_file {
+        out += &format!("token file:    {path} (served as it is)\n");
+    }
+    if let Some(counted) = &s.token_requests {
+        out += &format!(
+            "grant:         {}\ntoken requests: {} today, {} this month\n",
+            s.grant, counted.today, counted.this_month
+        );
+    }
     if let Some(user) = &s.user {
         out += &format!("user:          {user}\n");
     }
