@@ -83,6 +83,11 @@ fn json_with_expires_at_is_served_without_a_client() {
     assert_eq!(stderr(&out), "");
     let json: serde_json::Value = serde_json::from_slice(&run(&t, &path, &[]).stdout).unwrap();
     assert_eq!(json["expires_at"], at.as_str());
+    let status = run(&t, &path, &["status", "--json"]);
+    assert_exit(&status, 0);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["token_file"], path.to_str().unwrap());
+    assert_eq!(status["access_token"]["expires_at"], at.as_str());
     assert_untouched(&t);
 }
 

@@ -192,6 +192,11 @@ impl Status {
 fn status(settings: &Settings) -> Result<Status> {
     let store = Store::new(settings);
     let tokens = store.load()?;
+    let from_file = settings
+        .token_file
+        .as_deref()
+        .map(crate::token::peek_token_file)
+        .transpose()?;
     let from = |source: crate::config::Source| source.describe(&settings.profile);
     let sources = &settings.sources;
     let now = OffsetDateTime::now_utc();
@@ -210,9 +215,9 @@ fn status(settings: &Settings) -> Result<Status> {
     } else {
         refresh_token_in.as_ref().map(|_| "store")
     };
-    let claims = tokens
-        .access
+    let claims = from_file
         .as_ref()
+        .or(tokens.access.as_ref())
         .and_then(|a| crate::jwt::claims(a.token.expose()));
     let user = claims.as_ref().and_then(|c| {
         ["username", "cognito:username", "email", "sub"]
@@ -257,7 +262,7 @@ fn status(settings: &Settings) -> Result<Status> {
         refresh_token,
         refresh_token_in,
         storage: settings.storage.name(),
-        access_token: tokens.access.as_ref().map(|a| AccessStatus {
+        access_token: from_file.as_ref().or(tokens.access.as_ref()).map(|a| AccessStatus {
             expires_at: rfc3339(a.expires_at),
             expires_in: a.seconds_left(now).max(0),
             valid: a.seconds_left(now) > 0,
@@ -275,6 +280,8 @@ fn status(settings: &Settings) -> Result<Status> {
 
 fn render_text(s: &Status) -> String {
     let refresh = match (s.refresh_token, &s.refresh_token_in) {
+        _ if s.token_file.is_some() => "none: the token file is served as it is".to_string(),
+        _ if s.token_requests.is_some() => "none: tokens come from the client's credentials".to_string(),
         (
             Some("store"),
             Some(Place::Keyring {

@@ -37,3 +37,34 @@ pub(super) fn token_file(layers: &Layers) -> Option<PathBuf> {
         .or_else(|| (layers.env)("LIGHTFI_TOKEN_FILE").map(PathBuf::from))
         .or_else(|| layers.file.token_file.clone())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::*;
+    use super::super::{DEFAULT_SCOPE, Source};
+    use super::*;
+
+    #[test]
+    fn machine_credentials_send_no_default_scope_and_ignore_a_refresh_token() {
+        let home = home_with("[default]\nclient_id = \"m\"\ngrant = \"client_credentials\"\n");
+        let h = home.path().to_str().unwrap();
+        let env = [("LIGHTFI_TOKEN_HOME", h), ("LIGHTFI_REFRESH_TOKEN", "rt")];
+        let s = resolved(&args(&[]), env_of(&env)).unwrap();
+        assert_eq!((s.grant, s.sources.grant), (Grant::ClientCredentials, Source::File));
+        assert_eq!(s.scope, "");
+        assert!(s.env_refresh_token.is_none());
+        let s = resolved(&args(&["--grant", "authorization_code"]), env_of(&env)).unwrap();
+        assert_eq!((s.grant, s.scope.as_str()), (Grant::AuthorizationCode, DEFAULT_SCOPE));
+    }
+
+    #[test]
+    fn a_token_file_needs_no_client() {
+        let home = home_with("");
+        let h = home.path().to_str().unwrap();
+        let env = [("LIGHTFI_TOKEN_HOME", h), ("LIGHTFI_TOKEN_FILE", "/run/token")];
+        let s = resolved(&args(&[]), env_of(&env)).unwrap();
+        assert_eq!(s.token_file.as_deref(), Some(std::path::Path::new("/run/token")));
+        let s = resolved(&args(&["--token-file", "/other"]), env_of(&env)).unwrap();
+        assert_eq!(s.token_file.as_deref(), Some(std::path::Path::new("/other")));
+    }
+}

@@ -110,7 +110,9 @@ pub fn resolve_with(args: &Flags, env: impl Fn(&str) -> Option<String>) -> Resul
         scope,
         token_kind,
         storage,
-        env_refresh_token: client.env_refresh_token,
+        // A machine has no refresh token: one in the environment would only
+        // keep the cached token from matching, and cost a request each call.
+        env_refresh_token: client.env_refresh_token.filter(|_| grant == Grant::AuthorizationCode),
         http_timeout: args.http_timeout.unwrap_or(DEFAULT_HTTP_TIMEOUT),
         lock_timeout: args.lock_timeout.unwrap_or(DEFAULT_LOCK_TIMEOUT),
         non_interactive: args.non_interactive,

@@ -27,6 +27,7 @@ use lifecycle::{Held, Outcome, Source};
 
 pub use lifecycle::{LoggedOut, forget_access, import, log_in, log_out};
 pub use machine::{forget_machine_token, login_applies};
+pub use rendered::peek as peek_token_file;
 
 /// The `--min-valid` default, also used by `git-credential`, `exec` and `serve`.
 pub const DEFAULT_MIN_VALID: u64 = 300;

@@ -30,13 +30,7 @@ struct Rendered {
 /// The token in `path`, with a warning when fewer than `min_valid` seconds
 /// are left; exit 5 when it has expired or its expiry cannot be told.
 pub(super) fn read(path: &Path, min_valid: u64) -> Result<Access> {
-    let (text, modified) = read_bounded(path)?;
-    let access = parse(&text, modified).ok_or_else(|| Error::TokenFile {
-        msg: format!("cannot tell when the token in {} expires", path.display()),
-        hint: "write it as JSON with access_token and expires_at (RFC 3339) or expires_in, \
-               or as a JWT with an exp claim"
-            .into(),
-    })?;
+    let access = peek(path)?;
     let now = OffsetDateTime::now_utc();
     let left = access.seconds_left(now);
     let at = crate::timestamp::rfc3339(access.expires_at);
@@ -56,6 +50,21 @@ pub(super) fn read(path: &Path, min_valid: u64) -> Result<Access> {
         ));
     }
     Ok(access)
+}
+
+/// The token in `path` and its expiry, whether or not it has expired (`status`).
+pub fn peek(path: &Path) -> Result<Access> {
+    let (text, modified) = read_bounded(path)?;
+    parse(&text, modified).ok_or_else(|| no_expiry(path))
+}
+
+fn no_expiry(path: &Path) -> Error {
+    Error::TokenFile {
+        msg: format!("cannot tell when the token in {} expires", path.display()),
+        hint: "write it as JSON with access_token and expires_at (RFC 3339) or expires_in, \
+               or as a JWT with an exp claim"
+            .into(),
+    }
 }
 
 /// The file's text, trimmed, and when it was last written: a regular file
