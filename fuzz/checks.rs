@@ -400,6 +400,7 @@ pub fn tokens_eq(a: &Tokens, b: &Tokens) -> bool {
         last_failure,
         rotates,
         refresh_started,
+        requests,
     } = a;
     let refresh = |r: &Option<RefreshToken>| r.as_ref().map(|r| r.expose().to_string());
     *version == b.version
@@ -420,6 +421,7 @@ pub fn tokens_eq(a: &Tokens, b: &Tokens) -> bool {
         }
         && *rotates == b.rotates
         && same_time(refresh_started, &b.refresh_started)
+        && *requests == b.requests
 }
 
 fn attempt_eq(a: &Attempt, b: &Attempt) -> bool {

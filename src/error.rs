@@ -51,6 +51,8 @@ pub enum Error {
     VaultDenied { msg: String, hint: String },
     /// Exit 5: Vault/OpenBao is unreachable, sealed or failing.
     VaultUnavailable { msg: String, hint: String },
+    /// The token file cannot be served: unreadable, expired, or no expiry to tell.
+    TokenFile { msg: String, hint: String },
     /// Exit 6: another process held the profile's lock for longer than `--lock-timeout`.
     LockTimeout { path: PathBuf, waited: std::time::Duration },
     /// Exit 1: a local failure we did not expect (I/O on the store, spawning a program…).
@@ -96,7 +98,8 @@ impl Error {
             Error::ServerUnavailable { .. }
             | Error::KeyringUnavailable { .. }
             | Error::VaultUnavailable { .. }
-            | Error::Unchecked { .. } => 5,
+            | Error::Unchecked { .. }
+            | Error::TokenFile { .. } => 5,
             Error::LockTimeout { .. } => 6,
             Error::CannotRun { code, .. } => *code,
         }
@@ -112,6 +115,7 @@ impl Error {
             | Error::VaultDenied { hint, .. }
             | Error::VaultUnavailable { hint, .. }
             | Error::Unchecked { hint, .. }
+            | Error::TokenFile { hint, .. }
             | Error::CannotRun { hint, .. } => hint.clone(),
             Error::LoginRequired { .. } | Error::RefreshRejected(_) => "run `lightfi-token login`".into(),
             Error::ClientRejected(_) => {
@@ -146,6 +150,7 @@ impl fmt::Display for Error {
             | Error::VaultDenied { msg, .. }
             | Error::VaultUnavailable { msg, .. }
             | Error::Unchecked { msg, .. }
+            | Error::TokenFile { msg, .. }
             | Error::Unexpected { msg }
             | Error::ChecksFailed { msg, .. }
             | Error::CannotRun { msg, .. } => f.write_str(msg),

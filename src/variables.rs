@@ -14,7 +14,7 @@ const fn var(name: &'static str, secret: bool) -> Variable {
 }
 
 /// Every variable `config::resolve` reads.
-pub const VARIABLES: [Variable; 12] = [
+pub const VARIABLES: [Variable; 14] = [
     var("LIGHTFI_PROFILE", false),
     var("LIGHTFI_TOKEN_HOME", false),
     var("LIGHTFI_OAUTH_URL", false),
@@ -27,6 +27,8 @@ pub const VARIABLES: [Variable; 12] = [
     var("LIGHTFI_REFRESH_TOKEN", true),
     var("LIGHTFI_TOKEN_KIND", false),
     var("LIGHTFI_STORAGE", false),
+    var("LIGHTFI_GRANT", false),
+    var("LIGHTFI_TOKEN_FILE", false),
 ];
 
 /// The names of all of them.

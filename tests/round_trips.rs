@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use lightfi_token::git;
 use lightfi_token::secret::{AccessToken, IdToken, RefreshToken};
-use lightfi_token::store::{self, Access, Attempt, AttemptKind, RefreshTokenIn, Store, Tokens};
+use lightfi_token::store::{self, Access, Attempt, AttemptKind, RefreshTokenIn, Requests, Store, Tokens};
 use proptest::option;
 use proptest::prelude::*;
 use time::{Date, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
@@ -82,6 +82,17 @@ fn attempt() -> impl Strategy<Value = Attempt> {
         })
 }
 
+fn requests() -> impl Strategy<Value = Requests> {
+    (any::<String>(), any::<u64>(), any::<String>(), any::<u64>()).prop_map(|(day, today, month, this_month)| {
+        Requests {
+            day,
+            today,
+            month,
+            this_month,
+        }
+    })
+}
+
 fn tokens() -> impl Strategy<Value = Tokens> {
     (
         any::<u32>(),
@@ -94,6 +105,7 @@ fn tokens() -> impl Strategy<Value = Tokens> {
         option::of(attempt()),
         any::<bool>(),
         option::of(instant()),
+        option::of(requests()),
     )
         .prop_map(
             |(
@@ -107,6 +119,7 @@ fn tokens() -> impl Strategy<Value = Tokens> {
                 last_failure,
                 rotates,
                 refresh_started,
+                requests,
             )| {
                 Tokens {
                     version,
@@ -119,6 +132,7 @@ fn tokens() -> impl Strategy<Value = Tokens> {
                     last_failure,
                     rotates,
                     refresh_started,
+                    requests,
                 }
             },
         )

@@ -3,7 +3,7 @@
 use time::OffsetDateTime;
 
 use crate::cli::GetArgs;
-use crate::config::Settings;
+use crate::config::{Grant, Settings};
 use crate::error::Result;
 use crate::oauth::Http;
 use crate::output::{self, Format};
@@ -25,6 +25,9 @@ pub fn run(settings: &Settings, args: &GetArgs) -> Result<()> {
     // Check the requested ExecCredential version before any network work.
     if format == Format::ExecCredential {
         output::exec_api_version(exec_info.as_deref())?;
+    }
+    if args.force_refresh && settings.grant == Grant::ClientCredentials && settings.token_file.is_none() {
+        report::warn("--force-refresh asks for a new token: with client credentials, each token request is billed");
     }
     let access = token::obtain(settings, &Http::new(settings.http_timeout), want)?;
     let handed = token::hand(&access, settings.token_kind)?;

@@ -14,6 +14,7 @@ use crate::secret::RefreshToken;
 use crate::token;
 
 pub fn run(settings: &Settings, args: &LoginArgs) -> Result<()> {
+    token::login_applies(settings, "`login`")?;
     let http = Http::new(settings.http_timeout);
     if args.refresh_token_stdin {
         return import(settings, &http);

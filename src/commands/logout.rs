@@ -1,6 +1,6 @@
 //! `lightfi-token logout`: revoke the refresh token, delete the stored tokens.
 
-use crate::config::Settings;
+use crate::config::{Grant, Settings};
 use crate::error::{Error, Result};
 use crate::login;
 use crate::oauth::Http;
@@ -12,8 +12,27 @@ pub fn run(settings: &Settings, revoke: bool, browser: bool, logout_uri: Option<
     if let Some(uri) = logout_uri {
         check_logout_uri(uri)?;
     }
-    let outcome = token::log_out(settings, &Http::new(settings.http_timeout), revoke)?;
+    if browser {
+        token::login_applies(settings, "`logout --browser`")?;
+    }
     let profile = &settings.profile;
+    if let Some(path) = &settings.token_file {
+        report::note(&format!(
+            "profile `{profile}` serves the token file {}; nothing is stored to log out of",
+            path.display()
+        ));
+        return Ok(());
+    }
+    if settings.grant == Grant::ClientCredentials {
+        let had = token::forget_machine_token(settings)?;
+        report::note(&if had {
+            format!("profile `{profile}`: cached token forgotten; the next call requests a new one")
+        } else {
+            format!("profile `{profile}` has no cached token; nothing to do")
+        });
+        return Ok(());
+    }
+    let outcome = token::log_out(settings, &Http::new(settings.http_timeout), revoke)?;
     report::note(&match outcome {
         LoggedOut::Revoked => format!("logged out of profile `{profile}`: refresh token revoked and deleted"),
         LoggedOut::Deleted => format!("logged out of profile `{profile}`: stored tokens deleted"),

@@ -252,6 +252,14 @@ fn extra_sections() -> Roff {
             "The token to hand out: access (the default) or id.",
         ),
         (
+            "LIGHTFI_GRANT",
+            "authorization_code (a person's login, the default) or client_credentials (the client's own).",
+        ),
+        (
+            "LIGHTFI_TOKEN_FILE",
+            "Serve the token another program keeps fresh in this file; no client or store is used.",
+        ),
+        (
             "LIGHTFI_LOG",
             "debug: show each HTTP exchange and lock step on stderr, secrets left out (as -v).",
         ),

@@ -6,7 +6,7 @@
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::config::{self, Flags, Settings};
+use crate::config::{self, Flags, Grant, Settings};
 use crate::error::{Error, Result};
 use crate::output::rfc3339;
 use crate::report;
@@ -124,6 +124,18 @@ struct Status {
     pub access_token: Option<AccessStatus>,
     pub user: Option<String>,
     pub scopes: Vec<String>,
+    /// `authorization_code` or `client_credentials`.
+    pub grant: &'static str,
+    /// Client-credentials tokens obtained today and this month (UTC): each is billed.
+    pub token_requests: Option<TokenRequests>,
+    /// The file whose token is served as it is, when the profile sets one.
+    pub token_file: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct TokenRequests {
+    pub today: u64,
+    pub this_month: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -172,13 +184,22 @@ struct AccessStatus {
 impl Status {
     /// Logged in: a refresh token, or an access token that still works.
     fn logged_in(&self) -> bool {
-        self.refresh_token.is_some() || self.access_token.as_ref().is_some_and(|a| a.valid)
+        // Machines need no login: their tokens come from the client or the file.
+        self.token_requests.is_some()
+            || self.token_file.is_some()
+            || self.refresh_token.is_some()
+            || self.access_token.as_ref().is_some_and(|a| a.valid)
     }
 }
 
 fn status(settings: &Settings) -> Result<Status> {
     let store = Store::new(settings);
     let tokens = store.load()?;
+    let from_file = settings
+        .token_file
+        .as_deref()
+        .map(crate::token::peek_token_file)
+        .transpose()?;
     let from = |source: crate::config::Source| source.describe(&settings.profile);
     let sources = &settings.sources;
     let now = OffsetDateTime::now_utc();
@@ -197,9 +218,9 @@ fn status(settings: &Settings) -> Result<Status> {
     } else {
         refresh_token_in.as_ref().map(|_| "store")
     };
-    let claims = tokens
-        .access
+    let claims = from_file
         .as_ref()
+        .or(tokens.access.as_ref())
         .and_then(|a| crate::jwt::claims(a.token.expose()));
     let user = claims.as_ref().and_then(|c| {
         ["username", "cognito:username", "email", "sub"]
@@ -244,18 +265,26 @@ fn status(settings: &Settings) -> Result<Status> {
         refresh_token,
         refresh_token_in,
         storage: settings.storage.name(),
-        access_token: tokens.access.as_ref().map(|a| AccessStatus {
+        access_token: from_file.as_ref().or(tokens.access.as_ref()).map(|a| AccessStatus {
             expires_at: rfc3339(a.expires_at),
             expires_in: a.seconds_left(now).max(0),
             valid: a.seconds_left(now) > 0,
         }),
         user,
         scopes,
+        grant: settings.grant.name(),
+        token_requests: (settings.grant == Grant::ClientCredentials).then(|| {
+            let (today, this_month) = tokens.requests.as_ref().map_or((0, 0), |r| r.at(now));
+            TokenRequests { today, this_month }
+        }),
+        token_file: settings.token_file.as_ref().map(|p| p.display().to_string()),
     })
 }
 
 fn render_text(s: &Status) -> String {
     let refresh = match (s.refresh_token, &s.refresh_token_in) {
+        _ if s.token_file.is_some() => "none: the token file is served as it is".to_string(),
+        _ if s.token_requests.is_some() => "none: tokens come from the client's credentials".to_string(),
         (
             Some("store"),
             Some(Place::Keyring {
@@ -313,6 +342,15 @@ fn render_text(s: &Status) -> String {
         s.storage,
         src.storage,
     );
+    if let Some(path) = &s.token_file {
+        out += &format!("token file:    {path} (served as it is)\n");
+    }
+    if let Some(counted) = &s.token_requests {
+        out += &format!(
+            "grant:         {}\ntoken requests: {} today, {} this month\n",
+            s.grant, counted.today, counted.this_month
+        );
+    }
     if let Some(user) = &s.user {
         out += &format!("user:          {user}\n");
     }

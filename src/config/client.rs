@@ -18,6 +18,25 @@ pub(super) struct Resolved {
     pub env_refresh_token: Option<RefreshToken>,
 }
 
+impl Resolved {
+    /// No client: for a profile that never talks to a server (`token_file`).
+    pub fn unused() -> Resolved {
+        Resolved {
+            client: Client {
+                id: String::new(),
+                secret: None,
+                endpoints: Endpoints {
+                    base: DEFAULT_OAUTH_URL.into(),
+                },
+            },
+            id_source: Source::Default,
+            secret_source: None,
+            url_source: Source::Default,
+            env_refresh_token: None,
+        }
+    }
+}
+
 /// The client, or None when no layer gives a client id.
 pub(super) fn resolve(layers: &Layers, warnings: &mut Vec<String>) -> Result<Option<Resolved>> {
     let Some(id) = id_and_secret(layers) else {

@@ -20,6 +20,8 @@ pub(super) struct ProfileTable {
     pub(super) scope: Option<String>,
     pub(super) token: Option<TokenKind>,
     pub(super) storage: Option<Storage>,
+    pub(super) grant: Option<super::Grant>,
+    pub(super) token_file: Option<std::path::PathBuf>,
 }
 
 /// Every table of `config.toml`; a missing file has none. A file that
@@ -48,7 +50,7 @@ pub(super) fn read_config(path: &Path, warnings: &mut Vec<String>) -> Result<BTr
         let at = line.map(|l| format!(", line {l}")).unwrap_or_default();
         Error::config(
             format!("malformed config file {}{at}: {}", path.display(), without_values(e.message())),
-            "each profile is a table such as [default] with keys oauth_url, client_id, client_secret, redirect_uri, scope, token, storage",
+            "each profile is a table such as [default] with keys oauth_url, client_id, client_secret, redirect_uri, scope, token, storage, grant, token_file",
         )
     })?;
     if let Some(open) = path.parent().and_then(crate::platform::writable_ancestor) {

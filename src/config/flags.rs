@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::{Storage, TokenKind};
+use super::{Grant, Storage, TokenKind};
 
 // Options every command takes, before or after its name: the flag layer of
 // the settings. Each subcommand flattens its own copy instead of using
@@ -62,6 +62,16 @@ pub struct Flags {
     #[arg(long, value_enum, value_name = "WHERE")]
     pub storage: Option<Storage>,
 
+    /// How to get tokens: authorization_code (a person's login) or
+    /// client_credentials (the app client's own) [env: LIGHTFI_GRANT] [default: authorization_code]
+    #[arg(long, value_enum, value_name = "GRANT")]
+    pub grant: Option<Grant>,
+
+    /// Serve the access token another program keeps fresh in this file
+    /// (raw, or JSON with access_token and expires_at or expires_in) [env: LIGHTFI_TOKEN_FILE]
+    #[arg(long, value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
+
     /// Seconds to wait for the token endpoint per request (connecting: at most 10) [default: 30]
     #[arg(long, value_name = "SECS", value_parser = parse_secs)]
     pub http_timeout: Option<Duration>,
@@ -84,6 +94,8 @@ impl Flags {
             scope: self.scope.or(earlier.scope),
             token_kind: self.token_kind.or(earlier.token_kind),
             storage: self.storage.or(earlier.storage),
+            grant: self.grant.or(earlier.grant),
+            token_file: self.token_file.or(earlier.token_file),
             non_interactive: self.non_interactive || earlier.non_interactive,
             verbose: self.verbose || earlier.verbose,
             quiet: self.quiet || earlier.quiet,

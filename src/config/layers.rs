@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use clap::ValueEnum;
 
+use super::beyond::{self, Grant};
 use super::checks::check_profile_name;
 use super::file::{ProfileTable, read_config};
 use super::flags::Flags;
@@ -42,9 +43,21 @@ pub fn resolve_with(args: &Flags, env: impl Fn(&str) -> Option<String>) -> Resul
         file: &file,
     };
 
-    let Some(client) = client::resolve(&layers, &mut warnings)? else {
-        let named = profile_source != Source::Default && !table_given;
-        return Err(no_client_id(&profile, named.then_some(&config), &config_path));
+    let (grant, grant_source) = chosen(
+        ("--grant", args.grant),
+        ("LIGHTFI_GRANT", env("LIGHTFI_GRANT")),
+        file.grant,
+        "a grant",
+    )?;
+    let token_file = beyond::token_file(&layers);
+    let client = match client::resolve(&layers, &mut warnings)? {
+        Some(client) => client,
+        // A token file is served as it is: no client is ever used.
+        None if token_file.is_some() => client::Resolved::unused(),
+        None => {
+            let named = profile_source != Source::Default && !table_given;
+            return Err(no_client_id(&profile, named.then_some(&config), &config_path));
+        }
     };
     let (redirect_uri, redirect_uri_source) = layered(
         ("--redirect-uri", args.redirect_uri.clone()),
@@ -56,7 +69,13 @@ pub fn resolve_with(args: &Flags, env: impl Fn(&str) -> Option<String>) -> Resul
         ("--scope", args.scope.clone()),
         ("LIGHTFI_SCOPE", env("LIGHTFI_SCOPE")),
         file.scope.clone(),
-        DEFAULT_SCOPE,
+        // Without a scope, a client-credentials request gets the client's
+        // configured scopes; the user-login default would be refused.
+        if grant == Grant::ClientCredentials {
+            ""
+        } else {
+            DEFAULT_SCOPE
+        },
     );
     let (token_kind, token_kind_source) = chosen(
         ("--token", args.token_kind),
@@ -81,6 +100,7 @@ pub fn resolve_with(args: &Flags, env: impl Fn(&str) -> Option<String>) -> Resul
         scope: scope_source,
         token_kind: token_kind_source,
         storage: storage_source,
+        grant: grant_source,
     };
     let settings = Settings {
         profile,
@@ -90,10 +110,14 @@ pub fn resolve_with(args: &Flags, env: impl Fn(&str) -> Option<String>) -> Resul
         scope,
         token_kind,
         storage,
-        env_refresh_token: client.env_refresh_token,
+        // A machine has no refresh token: one in the environment would only
+        // keep the cached token from matching, and cost a request each call.
+        env_refresh_token: client.env_refresh_token.filter(|_| grant == Grant::AuthorizationCode),
         http_timeout: args.http_timeout.unwrap_or(DEFAULT_HTTP_TIMEOUT),
         lock_timeout: args.lock_timeout.unwrap_or(DEFAULT_LOCK_TIMEOUT),
         non_interactive: args.non_interactive,
+        grant,
+        token_file,
         sources,
     };
     warnings.extend(overridden(&settings, &file));

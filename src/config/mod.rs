@@ -8,6 +8,7 @@
 //! [`client`] the client id, secret and URL resolved as one unit, [`layers`]
 //! puts them together; [`checks`] holds the checks of URLs and profile names.
 
+mod beyond;
 mod checks;
 mod client;
 mod file;
@@ -20,6 +21,7 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::secret::{ClientSecret, RefreshToken};
 
+pub use beyond::Grant;
 pub use checks::is_loopback;
 pub use flags::{Flags, parse_secs};
 pub use layers::resolve_with;
@@ -100,6 +102,11 @@ pub struct Settings {
     pub lock_timeout: Duration,
     /// `--non-interactive` was given (terminal and `CI` checks come on top).
     pub non_interactive: bool,
+    /// How tokens are obtained: a person's login, or the client's own credentials.
+    pub grant: Grant,
+    /// `token_file`: serve the token another program keeps fresh there;
+    /// no client, server or store is used then.
+    pub token_file: Option<PathBuf>,
     pub sources: Sources,
 }
 
@@ -141,6 +148,8 @@ impl Settings {
             http_timeout: Duration::from_secs(1),
             lock_timeout: Duration::from_secs(1),
             non_interactive: true,
+            grant: Grant::AuthorizationCode,
+            token_file: None,
             sources: Sources {
                 profile: Source::Default,
                 home: Source::Flag("--home"),
@@ -151,6 +160,7 @@ impl Settings {
                 scope: Source::Default,
                 token_kind: Source::Default,
                 storage: Source::Default,
+                grant: Source::Default,
             },
         }
     }
@@ -264,6 +274,7 @@ pub struct Sources {
     pub scope: Source,
     pub token_kind: Source,
     pub storage: Source,
+    pub grant: Source,
 }
 
 /// A value and where it came from: the first of flag, environment, file

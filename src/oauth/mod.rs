@@ -25,7 +25,7 @@ use crate::secret::{AccessToken, IdToken, RefreshToken};
 
 pub use answer::{MAX_EXPIRES_IN, http_date, oauth_error, parse_token_response, token_answer};
 pub use http::Http;
-pub use request::{code_request, refresh_request, revoke_request};
+pub use request::{client_credentials_request, code_request, refresh_request, revoke_request};
 
 /// Retries after the first attempt, for network errors, timeouts, 5xx and 429.
 const RETRIES: u32 = 2;

@@ -16,6 +16,16 @@ pub fn refresh_request(client: &Client, refresh_token: &RefreshToken) -> FormPos
     )
 }
 
+/// `grant_type=client_credentials` (RFC 6749 §4.4.2): the scope parameter
+/// only when `scope` names some, so the server grants the client's own.
+pub fn client_credentials_request(client: &Client, scope: &str) -> FormPost {
+    let mut fields = vec![("grant_type", "client_credentials".into())];
+    if !scope.trim().is_empty() {
+        fields.push(("scope", scope.into()));
+    }
+    form_post(client, client.endpoints.token(), fields)
+}
+
 /// `grant_type=authorization_code` with the PKCE verifier (RFC 6749 §4.1.3, RFC 7636 §4.5).
 pub fn code_request(
     client: &Client,

@@ -73,6 +73,48 @@ pub struct Tokens {
         with = "time::serde::rfc3339::option"
     )]
     pub refresh_started: Option<OffsetDateTime>,
+    /// Tokens obtained with the client's own credentials, which are billed per request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<Requests>,
+}
+
+/// Token requests counted per UTC day and month (`2026-12-04`, `2026-12`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Requests {
+    pub day: String,
+    pub today: u64,
+    pub month: String,
+    pub this_month: u64,
+}
+
+impl Requests {
+    /// One more request at `now`; a new day or month starts from zero.
+    pub fn count(&mut self, now: OffsetDateTime) {
+        let (day, month) = day_and_month(now);
+        if self.month != month {
+            (self.month, self.this_month) = (month, 0);
+        }
+        if self.day != day {
+            (self.day, self.today) = (day, 0);
+        }
+        self.today += 1;
+        self.this_month += 1;
+    }
+
+    /// The requests of `now`'s day and month.
+    pub fn at(&self, now: OffsetDateTime) -> (u64, u64) {
+        let (day, month) = day_and_month(now);
+        (
+            if self.day == day { self.today } else { 0 },
+            if self.month == month { self.this_month } else { 0 },
+        )
+    }
+}
+
+fn day_and_month(now: OffsetDateTime) -> (String, String) {
+    let now = now.to_offset(time::UtcOffset::UTC);
+    let month = format!("{:04}-{:02}", now.year(), u8::from(now.month()));
+    (format!("{month}-{:02}", now.day()), month)
 }
 
 /// A failed attempt to get tokens, as recorded in the store.
@@ -315,5 +357,23 @@ mod tests {
         with_id.id_expires_at = Some(t0 + Duration::from_secs(600));
         assert!(with_id.is_fresh(TokenKind::Id, t0 + Duration::from_secs(200), 300));
         assert!(!with_id.is_fresh(TokenKind::Id, t0 + Duration::from_secs(400), 300));
+    }
+
+    #[test]
+    fn requests_are_counted_per_utc_day_and_month() {
+        let mut counted = Requests::default();
+        let late = datetime!(2026-11-30 23:59 -01:00);
+        counted.count(late);
+        assert_eq!(
+            (counted.day.as_str(), counted.month.as_str()),
+            ("2026-12-01", "2026-12")
+        );
+        counted.count(datetime!(2026-12-01 10:00 UTC));
+        assert_eq!(counted.at(datetime!(2026-12-01 12:00 UTC)), (2, 2));
+        counted.count(datetime!(2026-12-02 10:00 UTC));
+        assert_eq!(counted.at(datetime!(2026-12-02 12:00 UTC)), (1, 3));
+        assert_eq!(counted.at(datetime!(2027-01-02 12:00 UTC)), (0, 0));
+        counted.count(datetime!(2027-01-02 10:00 UTC));
+        assert_eq!((counted.today, counted.this_month), (1, 1));
     }
 }

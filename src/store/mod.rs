@@ -34,7 +34,7 @@ use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::report;
 
-pub use format::{Access, Attempt, AttemptKind, Bearer, FORMAT_VERSION, Handed, RefreshTokenIn, Tokens};
+pub use format::{Access, Attempt, AttemptKind, Bearer, FORMAT_VERSION, Handed, RefreshTokenIn, Requests, Tokens};
 
 /// Who the tokens are for: the client, its server and the scope set asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,6 +104,7 @@ impl Store {
             last_failure: None,
             rotates: false,
             refresh_started: None,
+            requests: None,
         }
     }
 

@@ -5,6 +5,8 @@
 
 mod attempts;
 mod lifecycle;
+mod machine;
+mod rendered;
 
 use std::cell::Cell;
 use std::io::IsTerminal;
@@ -13,7 +15,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use crate::config::{Settings, TokenKind};
+use crate::config::{Grant, Settings, TokenKind};
 use crate::error::{Error, OAuthError, Result};
 use crate::login::LoginOptions;
 use crate::oauth::{self, Failure, Transport};
@@ -25,6 +27,8 @@ use lifecycle::placement;
 use lifecycle::{Held, Outcome, Source};
 
 pub use lifecycle::{LoggedOut, forget_access, import, log_in, log_out};
+pub use machine::{forget_machine_token, login_applies};
+pub use rendered::peek as peek_token_file;
 
 /// The `--min-valid` default, also used by `git-credential`, `exec` and `serve`.
 pub const DEFAULT_MIN_VALID: u64 = 300;
@@ -92,6 +96,9 @@ pub fn hand(access: &Access, kind: TokenKind) -> Result<Handed<'_>> {
 }
 
 fn obtain_any(settings: &Settings, transport: &dyn Transport, want: Want) -> Result<Access> {
+    if let Some(path) = &settings.token_file {
+        return rendered::read(path, want.min_valid);
+    }
     let store = Store::new(settings);
     let env_digest = settings.env_refresh_token.as_ref().map(digest);
     let fresh = |tokens: &Tokens| {
@@ -202,6 +209,9 @@ impl Engine<'_> {
     }
 
     fn refresh_or_log_in(&self, mut tokens: Tokens) -> Result<Access> {
+        if self.settings.grant == Grant::ClientCredentials {
+            return self.client_credentials(tokens);
+        }
         // LIGHTFI_REFRESH_TOKEN never touches any storage. A keyring that does
         // not answer is not "no refresh token": a login would replace a working one.
         let refresh_token = match &self.settings.env_refresh_token {

@@ -34,6 +34,11 @@ const ROTATE = process.env.IDP_ROTATE === '1';
 const ACCESS_TTL = envInt('IDP_ACCESS_TTL', 5);
 const PASSWORD = process.env.IDP_PASSWORD || 'pw';
 const SCOPE = 'aws.cognito.signin.user.admin';
+// A machine client (client-credentials grant) with a custom scope of its
+// own, like a Cognito app client with a resource server's scopes.
+const M2M_CLIENT_ID = process.env.IDP_M2M_CLIENT_ID || 'lightfi-test-machine';
+const M2M_CLIENT_SECRET = process.env.IDP_M2M_CLIENT_SECRET || 'lightfi-test-machine-secret';
+const M2M_SCOPE = 'lightfi-api/read';
 // Resource indicator the JWT access tokens are minted for (their `aud`).
 const RESOURCE = 'urn:lightfi:test-api';
 
@@ -82,6 +87,14 @@ const configuration = {
     token_endpoint_auth_method: 'none',
     grant_types: ['authorization_code', 'refresh_token'],
     response_types: ['code'],
+  }, {
+    client_id: M2M_CLIENT_ID,
+    client_secret: M2M_CLIENT_SECRET,
+    redirect_uris: [],
+    token_endpoint_auth_method: 'client_secret_basic',
+    grant_types: ['client_credentials'],
+    response_types: [],
+    scope: M2M_SCOPE,
   }],
   jwks: { keys: [signingJwk] },
   cookies: { keys: [crypto.randomBytes(32).toString('base64url')] },
@@ -98,10 +111,11 @@ const configuration = {
   pkce: { methods: ['S256'], required: () => true },
   // Cognito requires redirect_uri on both authorize and token requests.
   allowOmittingSingleRegisteredRedirectUri: false,
-  scopes: ['openid', 'offline_access', SCOPE],
+  scopes: ['openid', 'offline_access', SCOPE, M2M_SCOPE],
   features: {
     devInteractions: { enabled: false },
     revocation: { enabled: true },
+    clientCredentials: { enabled: true },
     resourceIndicators: {
       enabled: true,
       defaultResource: async () => RESOURCE,
@@ -109,7 +123,7 @@ const configuration = {
       getResourceServerInfo: async (_ctx, resourceIndicator) => {
         if (resourceIndicator !== RESOURCE) throw new errors.InvalidTarget();
         return {
-          scope: SCOPE,
+          scope: `${SCOPE} ${M2M_SCOPE}`,
           audience: RESOURCE,
           accessTokenTTL: ACCESS_TTL,
           accessTokenFormat: 'jwt',
@@ -134,6 +148,7 @@ const configuration = {
   rotateRefreshToken: () => ROTATE,
   ttl: {
     AccessToken: ACCESS_TTL,
+    ClientCredentials: ACCESS_TTL,
     AuthorizationCode: 300,
     Grant: 24 * 60 * 60,
     Interaction: 600,
@@ -218,14 +233,24 @@ async function autoConsent(interaction) {
   return { consent: { grantId } };
 }
 
-// Access log (stderr).
+// Access log (stderr), and the tokens issued by client credentials, which
+// tests compare with lightfi-token's own count: GET /test/counts.
+let machineTokens = 0;
 provider.use(async (ctx, next) => {
+  if (ctx.method === 'GET' && ctx.path === '/test/counts') {
+    ctx.body = { client_credentials: machineTokens };
+    return undefined;
+  }
   const t0 = Date.now();
   try {
     await next();
+    if (ctx.path === '/oauth2/token' && ctx.status === 200 && ctx.oidc?.params?.grant_type === 'client_credentials') {
+      machineTokens += 1;
+    }
   } finally {
     log(`${ctx.method} ${ctx.path} -> ${ctx.status} (${Date.now() - t0}ms)`);
   }
+  return undefined;
 });
 
 // Exact (string) redirect_uri matching, like Cognito. oidc-provider itself

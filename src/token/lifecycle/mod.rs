@@ -49,13 +49,15 @@ pub(in crate::token) enum Source {
     /// A refresh with `LIGHTFI_REFRESH_TOKEN`, which is never stored;
     /// `digest` binds the cached access token to it.
     EnvRefresh { digest: String },
+    /// The client's own credentials: no refresh token is kept, whatever came.
+    Machine,
 }
 
 impl Source {
     fn kind(&self) -> Kind {
         match self {
             Source::Login { .. } => Kind::Login,
-            Source::Refresh { .. } | Source::EnvRefresh { .. } => Kind::Refresh,
+            Source::Refresh { .. } | Source::EnvRefresh { .. } | Source::Machine => Kind::Refresh,
         }
     }
 }
@@ -92,6 +94,7 @@ pub(in crate::token) fn keep(at: Held, tokens: &mut Tokens, outcome: Outcome) ->
         id_token: response.id_token,
     };
     let to_place = match (response.refresh_token, source) {
+        (_, Source::Machine) => None,
         (Some(_), Source::EnvRefresh { .. }) => {
             report::warn(
                 "the server rotated LIGHTFI_REFRESH_TOKEN, so it will not work again; \
