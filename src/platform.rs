@@ -210,7 +210,7 @@ mod acl {
     /// (a named entry's permissions limited by the mask), as words.
     pub fn writer(bytes: &[u8], uid: u32, gid: u32) -> Option<String> {
         let version = bytes.get(..4).map(|v| u32::from_le_bytes([v[0], v[1], v[2], v[3]]));
-        if version != Some(2) || (bytes.len() - 4) % 8 != 0 {
+        if version != Some(2) || !(bytes.len() - 4).is_multiple_of(8) {
             return Some("whoever it names (its format is unknown)".into());
         }
         let entries: Vec<(u16, u16, u32)> = bytes[4..]
