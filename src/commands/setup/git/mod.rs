@@ -94,7 +94,7 @@ pub fn run(args: &SetupGitArgs, profile: &str) -> Result<()> {
     }
     report::note(&format!(
         "git now gets the credentials of {url} from `{}` (global git config: \
-         `git config --global --get-all {key}` shows it; `lightfi-token setup git --remove` undoes it)",
+         `git config --global --get-all {key}` shows it; `lightfi-token setup git --host {url} --remove` undoes it)",
         ours.trim_start_matches('!')
     ));
     if !on_path("lightfi-token") {
