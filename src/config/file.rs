@@ -20,6 +20,12 @@ pub(super) struct ProfileTable {
     pub(super) scope: Option<String>,
     pub(super) token: Option<TokenKind>,
     pub(super) storage: Option<Storage>,
+    /// `storage = "vault"`: the KV version 2 secret (`MOUNT/PATH`) and the server.
+    pub(super) vault_path: Option<String>,
+    pub(super) vault_addr: Option<String>,
+    pub(super) vault_namespace: Option<String>,
+    pub(super) vault_cacert: Option<std::path::PathBuf>,
+    pub(super) vault_token_file: Option<std::path::PathBuf>,
 }
 
 /// Every table of `config.toml`; a missing file has none. A file that
@@ -47,7 +53,7 @@ pub(super) fn read_config(path: &Path, warnings: &mut Vec<String>) -> Result<BTr
         let at = line.map(|l| format!(", line {l}")).unwrap_or_default();
         Error::config(
             format!("malformed config file {}{at}: {}", path.display(), without_values(e.message())),
-            "each profile is a table such as [default] with keys oauth_url, client_id, client_secret, redirect_uri, scope, token, storage",
+            "each profile is a table such as [default] with keys oauth_url, client_id, client_secret, redirect_uri, scope, token, storage, vault_path, vault_addr, vault_namespace, vault_cacert, vault_token_file",
         )
     })?;
     if mode & 0o044 != 0 && tables.values().any(|t| t.client_secret.is_some()) {

@@ -5,6 +5,7 @@
 
 mod attempts;
 mod lifecycle;
+mod shared;
 
 use std::io::IsTerminal;
 use std::time::Duration;
@@ -109,6 +110,17 @@ fn obtain_any(settings: &Settings, transport: &dyn Transport, want: Want) -> Res
         && let Some(access) = fresh(&tokens)
     {
         return Ok(access);
+    }
+    if settings.storage == crate::config::Storage::Vault {
+        let mut tokens = tokens;
+        let shared = shared::Shared {
+            settings,
+            transport,
+            store: &store,
+            lock: &lock,
+            want,
+        };
+        return shared.obtain(&mut tokens);
     }
     let engine = Engine {
         settings,
