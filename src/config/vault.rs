@@ -45,7 +45,10 @@ pub(super) fn resolve(layers: &Layers) -> Result<VaultAt> {
     let pick = |var: &str, key: &Option<String>| env(var).or_else(|| key.clone());
     let vault_path = pick("LIGHTFI_VAULT_PATH", &file.vault_path).ok_or_else(|| {
         Error::config(
-            format!("profile `{}` keeps its login in Vault but names no vault_path", layers.profile),
+            format!(
+                "profile `{}` keeps its login in Vault but names no vault_path",
+                layers.profile
+            ),
             "add vault_path = \"secret/lightfi-token/ci\" (mount, then path) to the profile, or set LIGHTFI_VAULT_PATH",
         )
     })?;
@@ -66,7 +69,9 @@ pub(super) fn resolve(layers: &Layers) -> Result<VaultAt> {
     Ok(VaultAt {
         addr,
         namespace: pick("VAULT_NAMESPACE", &file.vault_namespace),
-        cacert: env("VAULT_CACERT").map(PathBuf::from).or_else(|| file.vault_cacert.clone()),
+        cacert: env("VAULT_CACERT")
+            .map(PathBuf::from)
+            .or_else(|| file.vault_cacert.clone()),
         mount,
         path,
         token,
@@ -114,9 +119,16 @@ mod tests {
         let s = resolved(&args(&[]), env_of(&[("LIGHTFI_TOKEN_HOME", h)])).unwrap();
         assert_eq!(s.storage, Storage::Vault);
         let at = s.vault.unwrap();
-        assert_eq!((at.addr.as_str(), at.mount.as_str(), at.path.as_str()), ("http://file:8200", "kv", "team/ci"));
+        assert_eq!(
+            (at.addr.as_str(), at.mount.as_str(), at.path.as_str()),
+            ("http://file:8200", "kv", "team/ci")
+        );
         assert!(matches!(at.token, VaultTokenFrom::File(ref p) if p == &PathBuf::from("/run/agent/token")));
-        let env = [("LIGHTFI_TOKEN_HOME", h), ("VAULT_ADDR", "http://env:8200"), ("VAULT_TOKEN", "hvs.x")];
+        let env = [
+            ("LIGHTFI_TOKEN_HOME", h),
+            ("VAULT_ADDR", "http://env:8200"),
+            ("VAULT_TOKEN", "hvs.x"),
+        ];
         let at = resolved(&args(&[]), env_of(&env)).unwrap().vault.unwrap();
         assert_eq!(at.addr, "http://env:8200");
         assert!(matches!(at.token, VaultTokenFrom::Env(_)));
@@ -125,10 +137,16 @@ mod tests {
     #[test]
     fn a_vault_profile_without_a_path_or_address_is_refused() {
         let home = home_with("[default]\nclient_id = \"a\"\nstorage = \"vault\"\n");
-        let env = [("LIGHTFI_TOKEN_HOME", home.path().to_str().unwrap()), ("VAULT_ADDR", "http://x")];
+        let env = [
+            ("LIGHTFI_TOKEN_HOME", home.path().to_str().unwrap()),
+            ("VAULT_ADDR", "http://x"),
+        ];
         let err = resolved(&args(&[]), env_of(&env)).unwrap_err();
         assert!(err.to_string().contains("vault_path"), "{err}");
-        let env = [("LIGHTFI_TOKEN_HOME", home.path().to_str().unwrap()), ("LIGHTFI_VAULT_PATH", "secret/x")];
+        let env = [
+            ("LIGHTFI_TOKEN_HOME", home.path().to_str().unwrap()),
+            ("LIGHTFI_VAULT_PATH", "secret/x"),
+        ];
         let err = resolved(&args(&[]), env_of(&env)).unwrap_err();
         assert!(err.to_string().contains("VAULT_ADDR"), "{err}");
     }

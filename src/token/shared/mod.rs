@@ -60,7 +60,10 @@ pub(in crate::token) fn connect(settings: &Settings) -> Result<Vault> {
             Ok(text) if !text.trim().is_empty() => VaultToken::new(text.trim()),
             _ => {
                 return Err(Error::VaultDenied {
-                    msg: format!("no Vault token: VAULT_TOKEN is unset and {} is missing or empty", path.display()),
+                    msg: format!(
+                        "no Vault token: VAULT_TOKEN is unset and {} is missing or empty",
+                        path.display()
+                    ),
                     hint: "set VAULT_TOKEN, or vault_token_file to the file a Vault/OpenBao Agent's auto-auth sink \
                            writes, or log in with `bao login` / `vault login`"
                         .into(),

@@ -17,7 +17,11 @@ use crate::vault::{CasOutcome, Record, Vault};
 use super::{access_of, connect, record_of};
 
 /// A browser login, written to the shared record.
-pub(in crate::token) fn log_in(settings: &Settings, transport: &dyn Transport, options: LoginOptions) -> Result<Access> {
+pub(in crate::token) fn log_in(
+    settings: &Settings,
+    transport: &dyn Transport,
+    options: LoginOptions,
+) -> Result<Access> {
     let vault = connect(settings)?;
     // Before any browser opens: a login that cannot be written is lost work.
     vault.read()?;
@@ -29,7 +33,11 @@ pub(in crate::token) fn log_in(settings: &Settings, transport: &dyn Transport, o
 
 /// `login --refresh-token-stdin --storage vault`: check the token with one
 /// refresh, then write the record.
-pub(in crate::token) fn import(settings: &Settings, transport: &dyn Transport, refresh_token: RefreshToken) -> Result<Access> {
+pub(in crate::token) fn import(
+    settings: &Settings,
+    transport: &dyn Transport,
+    refresh_token: RefreshToken,
+) -> Result<Access> {
     let vault = connect(settings)?;
     vault.read()?;
     let response = oauth::token(transport, &oauth::refresh_request(&settings.client, &refresh_token)).map_err(|f| {
@@ -54,7 +62,11 @@ fn put(
     imported: Option<RefreshToken>,
 ) -> Result<Access> {
     let record = Record {
-        logged_in_at: Some(OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or(OffsetDateTime::now_utc())),
+        logged_in_at: Some(
+            OffsetDateTime::now_utc()
+                .replace_nanosecond(0)
+                .unwrap_or(OffsetDateTime::now_utc()),
+        ),
         ..record_of(response, imported)
     };
     let replaced = loop {
@@ -82,7 +94,11 @@ fn put(
 /// (when asked), delete the secret with every version, and forget the
 /// cached token here. Returns whether the refresh token was revoked, or
 /// None when there was no record.
-pub(in crate::token) fn log_out(settings: &Settings, transport: &dyn Transport, revoke_it: bool) -> Result<Option<bool>> {
+pub(in crate::token) fn log_out(
+    settings: &Settings,
+    transport: &dyn Transport,
+    revoke_it: bool,
+) -> Result<Option<bool>> {
     let vault = connect(settings)?;
     let current = vault.read()?;
     let mut revoked = false;
