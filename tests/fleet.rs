@@ -295,3 +295,63 @@ fn seeding_from_stdin_puts_the_login_in_vault_only_and_logout_deletes_it() {
     assert_eq!(revoked.len(), 1);
     assert_eq!(revoked[0].field("token"), Some(SEEDED_REFRESH));
 }
+
+#[test]
+fn status_and_doctor_show_the_record_and_check_the_capabilities() {
+    let fleet = Fleet::new(1);
+    fleet.seed(-60);
+    assert_exit(&fleet.run(0, &["-r"]), 0);
+    let out = fleet.run(0, &["status"]);
+    assert_exit(&out, 0);
+    let text = stdout(&out);
+    assert!(text.contains("storage:       vault"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "vault:         secret/data/lightfi-token/ci at {}: version 3",
+            fleet.bao.addr
+        )),
+        "seeded, leased, refreshed: {text}"
+    );
+    let out = fleet.run(0, &["doctor", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let check = |name: &str| {
+        json["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"] == name)
+            .unwrap_or_else(|| panic!("no {name} check: {json}"))
+            .clone()
+    };
+    assert_eq!(check("vault")["status"], "ok", "{json}");
+    assert_eq!(check("vault_capabilities")["status"], "ok", "{json}");
+    // A runner's policy: read and update only.
+    let policy = fleet.env.home().join("runner.hcl");
+    std::fs::write(
+        &policy,
+        "path \"secret/data/lightfi-token/ci\" { capabilities = [\"read\", \"update\"] }\n",
+    )
+    .unwrap();
+    fleet.bao.policy_write("runner", &policy);
+    let token = fleet.bao.token_create(&["runner"]);
+    let mut cmd = fleet.cmd(0, &["doctor", "--json"]);
+    cmd.env("VAULT_TOKEN", &token);
+    let json: serde_json::Value = serde_json::from_slice(&common::output_within(cmd, LIMIT).stdout).unwrap();
+    let caps = json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "vault_capabilities")
+        .unwrap()
+        .clone();
+    assert_eq!(caps["status"], "warn", "{json}");
+}
+
+#[test]
+fn exec_keeps_the_vault_token_from_the_command() {
+    let fleet = Fleet::new(1);
+    fleet.seed(3000);
+    let out = fleet.run(0, &["exec", "--", "sh", "-c", "echo \"[${VAULT_TOKEN:-unset}]\""]);
+    assert_exit(&out, 0);
+    assert_eq!(stdout(&out).trim(), "[unset]");
+}

@@ -25,6 +25,7 @@ use lifecycle::placement;
 use lifecycle::{Held, Outcome, Source};
 
 pub use lifecycle::{LoggedOut, forget_access, import, log_in, log_out};
+pub use shared::view as shared_view;
 
 /// The `--min-valid` default, also used by `git-credential`, `exec` and `serve`.
 pub const DEFAULT_MIN_VALID: u64 = 300;

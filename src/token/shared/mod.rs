@@ -8,6 +8,7 @@
 //! per machine talks to Vault.
 
 pub(in crate::token) mod seed;
+pub mod view;
 
 use std::time::{Duration, Instant};
 
@@ -143,10 +144,7 @@ impl Shared<'_> {
     /// A fresh access token from the shared login, refreshing it if this
     /// machine gets the lease. `tokens` is the machine's cache, updated.
     pub(in crate::token) fn obtain(&self, tokens: &mut Tokens) -> Result<Access> {
-        let vault = match connect(self.settings) {
-            Ok(vault) => vault,
-            Err(e) => return Err(e),
-        };
+        let vault = connect(self.settings)?;
         let me = holder_id();
         let started = OffsetDateTime::now_utc();
         let give_up = Instant::now() + lease_length(self.settings) * 2 + self.settings.http_timeout;
