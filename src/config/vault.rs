@@ -148,6 +148,6 @@ mod tests {
             ("LIGHTFI_VAULT_PATH", "secret/x"),
         ];
         let err = resolved(&args(&[]), env_of(&env)).unwrap_err();
-        assert!(err.to_string().contains("VAULT_ADDR"), "{err}");
+        assert!(err.hint().contains("VAULT_ADDR"), "{err}");
     }
 }

@@ -372,3 +372,57 @@ fn gave_up(vault: &Vault) -> Error {
         hint: "run the command again; `lightfi-token status` shows the lease holder".into(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::AccessToken;
+
+    fn response(refresh: Option<&str>) -> TokenResponse {
+        TokenResponse {
+            access_token: AccessToken::new("a1"),
+            token_type: "Bearer".into(),
+            expires_in: 3600,
+            refresh_token: refresh.map(RefreshToken::new),
+            scope: None,
+            id_token: None,
+        }
+    }
+
+    #[test]
+    fn a_refresh_keeps_the_refresh_token_unless_it_rotated() {
+        let kept = record_of(response(None), Some(RefreshToken::new("r0")));
+        assert_eq!(kept.refresh_token, Some(RefreshToken::new("r0")));
+        let rotated = record_of(response(Some("r1")), Some(RefreshToken::new("r0")));
+        assert_eq!(rotated.refresh_token, Some(RefreshToken::new("r1")));
+        assert!(rotated.lease.is_none() && rotated.failure.is_none());
+        assert_eq!((rotated.expires_at - rotated.obtained_at).whole_seconds(), 3600);
+    }
+
+    #[test]
+    fn a_recorded_failure_reads_back_as_the_attempt() {
+        let attempt = attempts::failed(
+            AttemptKind::Unavailable,
+            &Error::ServerUnavailable { msg: "down".into() },
+            None,
+        );
+        let map = match serde_json::to_value(&attempt).unwrap() {
+            Value::Object(map) => map,
+            other => panic!("{other}"),
+        };
+        let record = Record {
+            failure: Some(map),
+            ..record_of(response(None), None)
+        };
+        let back = failure_of(&record).unwrap();
+        assert_eq!((back.kind, back.message), (AttemptKind::Unavailable, attempt.message));
+    }
+
+    #[test]
+    fn the_lease_outlasts_the_token_request_with_its_retries() {
+        let home = tempfile::tempdir().unwrap();
+        let mut settings = Settings::for_tests(home.path(), "http://127.0.0.1:9/oauth2");
+        settings.http_timeout = Duration::from_secs(30);
+        assert!(lease_length(&settings) >= settings.http_timeout * 3);
+    }
+}
