@@ -16,3 +16,15 @@ pub fn command(program: impl AsRef<OsStr>) -> Command {
     }
     command
 }
+
+/// [`command`] for a profile: one with `storage = "vault"` also keeps its
+/// Vault token from the child.
+pub fn command_for(program: impl AsRef<OsStr>, settings: &crate::config::Settings) -> Command {
+    let mut command = command(program);
+    if settings.storage == crate::config::Storage::Vault {
+        for name in variables::vault_secrets() {
+            command.env_remove(name);
+        }
+    }
+    command
+}

@@ -7,14 +7,21 @@ pub struct Variable {
     pub name: &'static str,
     /// It can mint tokens (a client secret, a refresh token).
     pub secret: bool,
+    /// It is a secret only to a profile with `storage = "vault"` (the Vault
+    /// token): other profiles leave it to the programs they start.
+    pub vault_secret: bool,
 }
 
 const fn var(name: &'static str, secret: bool) -> Variable {
-    Variable { name, secret }
+    Variable {
+        name,
+        secret,
+        vault_secret: false,
+    }
 }
 
 /// Every variable `config::resolve` reads.
-pub const VARIABLES: [Variable; 14] = [
+pub const VARIABLES: [Variable; 19] = [
     var("LIGHTFI_PROFILE", false),
     var("LIGHTFI_TOKEN_HOME", false),
     var("LIGHTFI_OAUTH_URL", false),
@@ -29,11 +36,25 @@ pub const VARIABLES: [Variable; 14] = [
     var("LIGHTFI_STORAGE", false),
     var("LIGHTFI_GRANT", false),
     var("LIGHTFI_TOKEN_FILE", false),
+    var("LIGHTFI_VAULT_PATH", false),
+    var("VAULT_ADDR", false),
+    var("VAULT_NAMESPACE", false),
+    var("VAULT_CACERT", false),
+    Variable {
+        name: "VAULT_TOKEN",
+        secret: false,
+        vault_secret: true,
+    },
 ];
 
 /// The names of all of them.
 pub fn all() -> impl Iterator<Item = &'static str> {
     VARIABLES.iter().map(|v| v.name)
+}
+
+/// The names of those holding a secret for a vault-stored profile only.
+pub fn vault_secrets() -> impl Iterator<Item = &'static str> {
+    VARIABLES.iter().filter(|v| v.vault_secret).map(|v| v.name)
 }
 
 /// The names of those holding a secret.

@@ -43,7 +43,7 @@ pub fn run(settings: &Settings, command: &[OsString], min_valid: u64) -> Result<
         TokenKind::Id => "LIGHTFI_ID_TOKEN",
     };
     // The command needs the token, not what can mint new ones.
-    let mut cmd = process::command(program);
+    let mut cmd = process::command_for(program, settings);
     cmd.args(args)
         .env(variable, handed.token.expose())
         .env("LIGHTFI_TOKEN_EXPIRES_AT", output::rfc3339(handed.expires_at));

@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::output::rfc3339;
 use crate::report;
 use crate::store::{RefreshTokenIn, Store};
+use crate::token;
 
 /// `settings` as resolved: a profile with no client id is told how to
 /// configure one.
@@ -122,6 +123,9 @@ struct Status {
     /// The `storage` setting: auto, keyring or file.
     pub storage: &'static str,
     pub access_token: Option<AccessStatus>,
+    /// The shared login, for `storage = "vault"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vault: Option<VaultStatus>,
     pub user: Option<String>,
     pub scopes: Vec<String>,
     /// `authorization_code` or `client_credentials`.
@@ -174,6 +178,14 @@ struct OtherLogin {
     pub scope: Option<String>,
 }
 
+/// The shared record as read now, or why it could not be.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum VaultStatus {
+    Read(token::shared_view::SharedView),
+    Unreadable { problem: String },
+}
+
 #[derive(Debug, Serialize)]
 struct AccessStatus {
     pub expires_at: String,
@@ -185,7 +197,9 @@ impl Status {
     /// Logged in: a refresh token, or an access token that still works.
     fn logged_in(&self) -> bool {
         // Machines need no login: their tokens come from the client or the file.
-        self.token_requests.is_some()
+        let shared = matches!(&self.vault, Some(VaultStatus::Read(v)) if v.has_refresh_token);
+        shared
+            || self.token_requests.is_some()
             || self.token_file.is_some()
             || self.refresh_token.is_some()
             || self.access_token.as_ref().is_some_and(|a| a.valid)
@@ -270,6 +284,13 @@ fn status(settings: &Settings) -> Result<Status> {
             expires_in: a.seconds_left(now).max(0),
             valid: a.seconds_left(now) > 0,
         }),
+        vault: settings
+            .vault
+            .as_ref()
+            .map(|_| match token::shared_view::inspect(settings) {
+                Ok(view) => VaultStatus::Read(view),
+                Err(e) => VaultStatus::Unreadable { problem: e.to_string() },
+            }),
         user,
         scopes,
         grant: settings.grant.name(),
@@ -351,6 +372,9 @@ fn render_text(s: &Status) -> String {
             s.grant, counted.today, counted.this_month
         );
     }
+    if let Some(vault) = &s.vault {
+        out += &format!("vault:         {}\n", vault_line(vault));
+    }
     if let Some(user) = &s.user {
         out += &format!("user:          {user}\n");
     }
@@ -384,6 +408,30 @@ fn point_to_configure(e: Error) -> Error {
         }
         other => other,
     }
+}
+
+/// `secret/data/x at http://…: version 7, expires …, lease held by h until …`.
+fn vault_line(vault: &VaultStatus) -> String {
+    let v = match vault {
+        VaultStatus::Read(v) => v,
+        VaultStatus::Unreadable { problem } => return format!("cannot read the shared login: {problem}"),
+    };
+    let Some(version) = v.version else {
+        return format!(
+            "{} at {}: no login there (run `lightfi-token login --storage vault`)",
+            v.path, v.addr
+        );
+    };
+    let lease = match (&v.lease_holder, &v.lease_until) {
+        (Some(holder), Some(until)) => format!("lease held by {holder} until {until}"),
+        _ => "no lease".into(),
+    };
+    let refresh = if v.has_refresh_token { "" } else { ", no refresh token" };
+    let expires = v.expires_at.as_deref().unwrap_or("?");
+    format!(
+        "{} at {}: version {version}, access token until {expires}{refresh}, {lease}; this machine caches it in the store above",
+        v.path, v.addr
+    )
 }
 
 fn minutes(secs: i64) -> String {

@@ -22,6 +22,12 @@ pub(super) struct ProfileTable {
     pub(super) storage: Option<Storage>,
     pub(super) grant: Option<super::Grant>,
     pub(super) token_file: Option<std::path::PathBuf>,
+    /// `storage = "vault"`: the KV version 2 secret (`MOUNT/PATH`) and the server.
+    pub(super) vault_path: Option<String>,
+    pub(super) vault_addr: Option<String>,
+    pub(super) vault_namespace: Option<String>,
+    pub(super) vault_cacert: Option<std::path::PathBuf>,
+    pub(super) vault_token_file: Option<std::path::PathBuf>,
 }
 
 /// Every table of `config.toml`; a missing file has none. A file that
@@ -50,7 +56,7 @@ pub(super) fn read_config(path: &Path, warnings: &mut Vec<String>) -> Result<BTr
         let at = line.map(|l| format!(", line {l}")).unwrap_or_default();
         Error::config(
             format!("malformed config file {}{at}: {}", path.display(), without_values(e.message())),
-            "each profile is a table such as [default] with keys oauth_url, client_id, client_secret, redirect_uri, scope, token, storage, grant, token_file",
+            "each profile is a table such as [default] with keys oauth_url, client_id, client_secret, redirect_uri, scope, token, storage, grant, token_file, vault_path, vault_addr, vault_namespace, vault_cacert, vault_token_file",
         )
     })?;
     if let Some(open) = path.parent().and_then(crate::platform::writable_ancestor) {

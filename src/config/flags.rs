@@ -58,7 +58,8 @@ pub struct Flags {
     pub token_kind: Option<TokenKind>,
 
     /// Where to keep the refresh token: auto (the OS keyring when one answers,
-    /// else the token file), keyring, or file [env: LIGHTFI_STORAGE] [default: auto]
+    /// else the token file), keyring, file, or vault (a Vault/OpenBao secret
+    /// shared by a fleet, at vault_path) [env: LIGHTFI_STORAGE] [default: auto]
     #[arg(long, value_enum, value_name = "WHERE")]
     pub storage: Option<Storage>,
 

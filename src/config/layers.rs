@@ -89,6 +89,10 @@ pub fn resolve_with(args: &Flags, env: impl Fn(&str) -> Option<String>) -> Resul
         file.storage,
         "a storage",
     )?;
+    let vault = match storage {
+        super::Storage::Vault => Some(super::vault::resolve(&layers)?),
+        _ => None,
+    };
 
     let sources = Sources {
         profile: profile_source,
@@ -110,6 +114,7 @@ pub fn resolve_with(args: &Flags, env: impl Fn(&str) -> Option<String>) -> Resul
         scope,
         token_kind,
         storage,
+        vault,
         // A machine has no refresh token: one in the environment would only
         // keep the cached token from matching, and cost a request each call.
         env_refresh_token: client.env_refresh_token.filter(|_| grant == Grant::AuthorizationCode),
@@ -355,9 +360,9 @@ mod tests {
             (s.storage, s.sources.storage),
             (Storage::Auto, Source::Flag("--storage"))
         );
-        let env = [("LIGHTFI_TOKEN_HOME", h), ("LIGHTFI_STORAGE", "vault")];
+        let env = [("LIGHTFI_TOKEN_HOME", h), ("LIGHTFI_STORAGE", "safe")];
         assert_eq!(resolved(&args(&[]), env_of(&env)).unwrap_err().exit_code(), 4);
-        let home = home_with("[default]\nclient_id = \"a\"\nstorage = \"vault\"\n");
+        let home = home_with("[default]\nclient_id = \"a\"\nstorage = \"safe\"\n");
         let h = home.path().to_str().unwrap();
         let err = resolved(&args(&[]), env_of(&[("LIGHTFI_TOKEN_HOME", h)])).unwrap_err();
         assert!(err.to_string().contains("line 3"), "{err}");

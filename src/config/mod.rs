@@ -14,6 +14,7 @@ mod client;
 mod file;
 mod flags;
 mod layers;
+mod vault;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -25,6 +26,7 @@ pub use beyond::Grant;
 pub use checks::is_loopback;
 pub use flags::{Flags, parse_secs};
 pub use layers::resolve_with;
+pub use vault::{VaultAt, VaultTokenFrom};
 
 pub const DEFAULT_OAUTH_URL: &str = "https://lightfiv2.auth.eu-west-2.amazoncognito.com/oauth2";
 pub const DEFAULT_REDIRECT_URI: &str = "http://localhost:3000";
@@ -71,6 +73,9 @@ pub enum Storage {
     Keyring,
     /// The token file (0600, plaintext).
     File,
+    /// A KV version 2 secret on HashiCorp Vault or OpenBao (`vault_path`),
+    /// shared by a fleet; each machine caches only the access token.
+    Vault,
 }
 
 impl Storage {
@@ -79,6 +84,7 @@ impl Storage {
             Storage::Auto => "auto",
             Storage::Keyring => "keyring",
             Storage::File => "file",
+            Storage::Vault => "vault",
         }
     }
 }
@@ -96,6 +102,8 @@ pub struct Settings {
     pub token_kind: TokenKind,
     /// Where the refresh token is kept.
     pub storage: Storage,
+    /// Where the shared login is, when `storage` is `vault`.
+    pub vault: Option<VaultAt>,
     /// `LIGHTFI_REFRESH_TOKEN`: used instead of the stored refresh token (CI).
     pub env_refresh_token: Option<RefreshToken>,
     pub http_timeout: Duration,
@@ -144,6 +152,7 @@ impl Settings {
             token_kind: TokenKind::Access,
             // In-process tests never touch the developer's keyring.
             storage: Storage::File,
+            vault: None,
             env_refresh_token: None,
             http_timeout: Duration::from_secs(1),
             lock_timeout: Duration::from_secs(1),

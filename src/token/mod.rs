@@ -8,6 +8,7 @@ mod lifecycle;
 mod machine;
 mod rejected;
 mod rendered;
+mod shared;
 
 use std::cell::Cell;
 use std::io::IsTerminal;
@@ -30,6 +31,7 @@ use lifecycle::{Held, Outcome, Source};
 pub use lifecycle::{LoggedOut, forget_access, import, log_in, log_out};
 pub use machine::{forget_machine_token, login_applies};
 pub use rendered::peek as peek_token_file;
+pub use shared::view as shared_view;
 
 /// The `--min-valid` default, also used by `git-credential`, `exec` and `serve`.
 pub const DEFAULT_MIN_VALID: u64 = 300;
@@ -118,6 +120,17 @@ fn obtain_any(settings: &Settings, transport: &dyn Transport, want: Want) -> Res
         && let Some(access) = fresh(&tokens)
     {
         return Ok(access);
+    }
+    if settings.storage == crate::config::Storage::Vault {
+        let mut tokens = tokens;
+        let shared = shared::Shared {
+            settings,
+            transport,
+            store: &store,
+            lock: &lock,
+            want,
+        };
+        return shared.obtain(&mut tokens);
     }
     let engine = Engine {
         settings,

@@ -172,6 +172,8 @@ pub fn login(findings: &mut Findings, s: &Settings) {
     };
     let refresh = if s.env_refresh_token.is_some() {
         Some("refresh token from LIGHTFI_REFRESH_TOKEN")
+    } else if s.vault.is_some() {
+        Some("refresh token kept in Vault (the `vault` check reads it); access token cached")
     } else {
         tokens.refresh_token.as_ref().map(|_| "refresh token stored")
     };
@@ -303,6 +305,9 @@ pub fn keyring(findings: &mut Findings, s: &Settings) {
     let in_keyring = store
         .load()
         .is_ok_and(|t| t.refresh_token_in == RefreshTokenIn::Keyring);
+    if s.storage == Storage::Vault && !in_keyring {
+        return findings.ok("keyring", "not used (storage = vault): the refresh token is in Vault");
+    }
     if s.storage == Storage::File && !in_keyring {
         return findings.ok(
             "keyring",

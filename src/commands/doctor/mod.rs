@@ -17,6 +17,7 @@
 mod local;
 mod remote;
 mod tools;
+mod vault;
 
 use serde::Serialize;
 
@@ -36,7 +37,7 @@ enum Status {
 #[derive(Debug, Serialize)]
 struct Check {
     /// A stable name: `config`, `settings`, `store`, `login`, `lock`,
-    /// `callback_port`, `authorize`, `token_endpoint`, `clock`, `refresh`,
+    /// `callback_port`, `vault`, `vault_capabilities`, `authorize`, `token_endpoint`, `clock`, `refresh`,
     /// `git`, `kubectl`.
     check: &'static str,
     status: Status,
@@ -83,6 +84,7 @@ pub fn run(flags: &Flags, json: bool, refresh: bool) -> Result<()> {
             local::keyring(&mut findings, &settings);
             local::lock(&mut findings, &settings);
             local::callback_port(&mut findings, &settings);
+            vault::check(&mut findings, &settings);
             remote::check(&mut findings, &settings, refresh);
         }
         Err(e) => {

@@ -124,6 +124,9 @@ pub(in crate::token) fn keep(at: Held, tokens: &mut Tokens, outcome: Outcome) ->
 
 /// `lightfi-token login`: log in now, whatever is stored, and store the result.
 pub fn log_in(settings: &Settings, transport: &dyn Transport, options: LoginOptions) -> Result<Access> {
+    if settings.storage == Storage::Vault {
+        return super::shared::seed::log_in(settings, transport, options);
+    }
     let store = Store::new(settings);
     let lock = store.lock(settings.lock_timeout)?;
     log_in_locked(settings, transport, &store, &lock, options)
@@ -214,6 +217,9 @@ pub fn forget_access(settings: &Settings, rejected: Option<&str>) -> Result<bool
 
 /// `login --refresh-token-stdin`: check the token with one refresh, then store it.
 pub fn import(settings: &Settings, transport: &dyn Transport, refresh_token: RefreshToken) -> Result<Access> {
+    if settings.storage == Storage::Vault {
+        return super::shared::seed::import(settings, transport, refresh_token);
+    }
     let store = Store::new(settings);
     let lock = store.lock(settings.lock_timeout)?;
     placement::check_keyring_for_login(settings, &store)?;
@@ -279,6 +285,13 @@ pub enum LoggedOut {
 /// `logout`: revoke the stored refresh token (RFC 7009), then delete the
 /// profile's tokens — also when revocation fails, with a warning.
 pub fn log_out(settings: &Settings, transport: &dyn Transport, revoke: bool) -> Result<LoggedOut> {
+    if settings.storage == Storage::Vault {
+        return Ok(match super::shared::seed::log_out(settings, transport, revoke)? {
+            Some(true) => LoggedOut::Revoked,
+            Some(false) => LoggedOut::Deleted,
+            None => LoggedOut::NothingStored { others: 0 },
+        });
+    }
     let store = Store::new(settings);
     let lock = store.lock(settings.lock_timeout)?;
     let tokens = store.load()?;
