@@ -17,6 +17,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 use url::Url;
 
+use crate::client_check::{self, Verdict};
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::oauth::{self, Failure, TokenResponse, Transport};
@@ -125,12 +126,46 @@ pub fn run(
 /// sending anyone there: a wrong OAuth URL, client id or callback URL shows
 /// up now, with its fix, instead of as an error page in the browser while
 /// the command waits. A healthy server answers with its login page, or a
-/// redirect to it.
+/// redirect to it. Then the token endpoint is asked whether it accepts the
+/// client's secret, so a missing or wrong one is found before the browser
+/// round trip rather than after it.
 fn preflight(transport: &dyn Transport, url: &Url, settings: &Settings) -> Result<()> {
     let probe = transport.probe(url.as_str()).map_err(|why| Error::ServerUnavailable {
         msg: format!("cannot start the login: {why}"),
     })?;
-    judge_authorize(&probe, url, settings)
+    judge_authorize(&probe, url, settings)?;
+    check_secret(transport, settings)
+}
+
+/// The client check of [`client_check`]: `invalid_client` (or a bare 401)
+/// is exit 4 naming the client and the fix; an authenticated client goes on.
+fn check_secret(transport: &dyn Transport, settings: &Settings) -> Result<()> {
+    let client = &settings.client;
+    match client_check::check(transport, client, &settings.redirect_uri) {
+        Ok(Verdict::Authenticated) => Ok(()),
+        Ok(Verdict::SecretRejected(e)) => {
+            let given = match client.secret {
+                Some(_) => "the client secret given is wrong",
+                None => "no client secret is set and the app client has one",
+            };
+            Err(Error::config(
+                format!(
+                    "{} refused client {} (`{}`): {given}",
+                    client.endpoints.token(),
+                    client.id,
+                    e.error
+                ),
+                format!(
+                    "give the app client's secret with `lightfi-token configure --profile {} --force` (or \
+                     LIGHTFI_CLIENT_SECRET with LIGHTFI_CLIENT_ID); the AWS console shows it under the user pool's \
+                     App integration → App clients",
+                    settings.profile
+                ),
+            ))
+        }
+        Ok(Verdict::Refused(e)) => Err(Error::ClientRejected(e)),
+        Err(failure) => Err(failure.into_refresh_error()),
+    }
 }
 
 /// The authorize address as a login would ask for it (throwaway PKCE and
