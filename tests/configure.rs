@@ -491,6 +491,25 @@ fn status_without_a_client_id_points_to_configure() {
     );
 }
 
+#[test]
+fn every_command_without_a_client_id_points_to_configure() {
+    let t = TestEnv::public();
+    let out = t.run_cmd(configure_less(&t, &[]));
+    assert_exit(&out, 4);
+    let err = stderr(&out);
+    assert!(err.contains("no client id for profile `default`"), "{err}");
+    assert!(err.contains("hint: run `lightfi-token configure` to save"), "{err}");
+    let out = t.run_cmd(configure_less(&t, &["--profile", "staging"]));
+    assert!(
+        stderr(&out).contains("run `lightfi-token configure --profile staging`"),
+        "{}",
+        stderr(&out)
+    );
+    let out = t.run_cmd(configure_less(&t, &["doctor"]));
+    assert_exit(&out, 1);
+    assert_eq!(stdout(&out).matches("lightfi-token configure").count(), 1, "{}", stdout(&out));
+}
+
 /// `lightfi-token ARGS` with no client id from anywhere.
 fn configure_less(t: &TestEnv, args: &[&str]) -> Command {
     let mut cmd = t.cmd(args);

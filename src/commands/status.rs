@@ -12,10 +12,8 @@ use crate::output::rfc3339;
 use crate::report;
 use crate::store::{RefreshTokenIn, Store};
 
-/// `settings` as resolved: a profile with no client id is told how to
-/// configure one.
 pub fn run(settings: Result<Settings>, json: bool) -> Result<()> {
-    let settings = &settings.map_err(point_to_configure)?;
+    let settings = &settings?;
     let status = status(settings)?;
     let text = if json {
         serde_json::to_string(&status).map_err(|e| Error::unexpected(e.to_string()))? + "\n"
@@ -325,22 +323,6 @@ fn render_text(s: &Status) -> String {
         }
     }
     out
-}
-
-/// A profile without its settings (no client id, no table): `configure`
-/// writes them.
-fn point_to_configure(e: Error) -> Error {
-    match e {
-        Error::Config { msg, hint }
-            if (msg.starts_with("no client id") || msg.contains("has no table")) && !hint.contains("configure") =>
-        {
-            Error::Config {
-                msg,
-                hint: format!("run `lightfi-token configure` to save the profile's settings, or {hint}"),
-            }
-        }
-        other => other,
-    }
 }
 
 fn minutes(secs: i64) -> String {

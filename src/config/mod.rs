@@ -219,10 +219,16 @@ pub fn profile(args: &Flags) -> Result<String> {
     Ok(profile)
 }
 
+/// The folder holding `config.toml` and the store: `--home`, else
+/// `LIGHTFI_TOKEN_HOME`, else the platform's configuration folder.
+pub fn home(args: &Flags) -> Result<PathBuf> {
+    let env_home = std::env::var("LIGHTFI_TOKEN_HOME").ok().filter(|v| !v.is_empty());
+    Ok(layers::home(args, env_home)?.0)
+}
+
 /// The profiles `config.toml` names (its tables), in order.
 pub fn profile_names(args: &Flags) -> Result<Vec<String>> {
-    let env_home = std::env::var("LIGHTFI_TOKEN_HOME").ok().filter(|v| !v.is_empty());
-    let (home, _) = layers::home(args, env_home)?;
+    let home = home(args)?;
     let mut warnings = Vec::new();
     Ok(file::read_config(&home.join("config.toml"), &mut warnings)?
         .into_keys()
