@@ -137,7 +137,7 @@ pub(in crate::token) fn log_in_locked(
 ) -> Result<Access> {
     // Before any browser opens: a login that could not be stored is lost work.
     placement::check_keyring_for_login(settings, store)?;
-    let (exchanged, finish) = login::run(settings, transport, options)?;
+    let (exchanged, finish) = login::run(settings, transport, options).map_err(|e| unless_kept(e, store))?;
     let result = exchanged.and_then(|response| {
         let mut tokens = store.load()?;
         tokens.access = None;
@@ -171,7 +171,7 @@ pub(in crate::token) fn log_in_locked(
         }
     });
     finish.tell_browser(result.as_ref().map(|_| ()).map_err(ToString::to_string));
-    let (access, replaced) = result?;
+    let (access, replaced) = result.map_err(|e| unless_kept(e, store))?;
     revoke_unkept(settings, transport, replaced, "the refresh token this login replaced");
     report::note(&format!(
         "logged in (profile `{}`); access token valid until {}",
@@ -179,6 +179,22 @@ pub(in crate::token) fn log_in_locked(
         crate::timestamp::rfc3339(access.expires_at)
     ));
     Ok(access)
+}
+
+/// A login that could not reach the server: its usual hint says the stored
+/// login was kept, which on a first login would promise something that is
+/// not there.
+fn unless_kept(e: Error, store: &Store) -> Error {
+    let stored = store
+        .load()
+        .is_ok_and(|t| t.refresh_token.is_some() || t.refresh_token_in == RefreshTokenIn::Keyring);
+    match e {
+        Error::ServerUnavailable { msg } if !stored => Error::Unchecked {
+            msg,
+            hint: "check your network and the OAuth URL (--oauth-url, LIGHTFI_OAUTH_URL), then try again".into(),
+        },
+        other => other,
+    }
 }
 
 /// Forget the cached access token but keep the refresh token, so the next
