@@ -23,7 +23,7 @@ use crate::store::{Access, AttemptKind, Handed, Lock, RefreshTokenIn, Store, Tok
 use lifecycle::placement;
 use lifecycle::{Held, Outcome, Source};
 
-pub use lifecycle::{LoggedOut, forget_access, import, log_in, log_out};
+pub use lifecycle::{LoggedOut, forget_access, import, log_in, log_out, logged_in};
 
 /// The `--min-valid` default, also used by `git-credential`, `exec` and `serve`.
 pub const DEFAULT_MIN_VALID: u64 = 300;

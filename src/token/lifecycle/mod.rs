@@ -181,13 +181,21 @@ pub(in crate::token) fn log_in_locked(
     Ok(access)
 }
 
+/// Whether there is a login to refresh: `LIGHTFI_REFRESH_TOKEN`, or a
+/// refresh token in the store's file or, as the file records, in the keyring.
+pub fn logged_in(settings: &Settings) -> bool {
+    settings.env_refresh_token.is_some() || Store::new(settings).load().is_ok_and(|t| holds_login(&t))
+}
+
+fn holds_login(tokens: &Tokens) -> bool {
+    tokens.refresh_token.is_some() || tokens.refresh_token_in == RefreshTokenIn::Keyring
+}
+
 /// A login that could not reach the server: its usual hint says the stored
 /// login was kept, which on a first login would promise something that is
 /// not there.
 fn unless_kept(e: Error, store: &Store) -> Error {
-    let stored = store
-        .load()
-        .is_ok_and(|t| t.refresh_token.is_some() || t.refresh_token_in == RefreshTokenIn::Keyring);
+    let stored = store.load().is_ok_and(|t| holds_login(&t));
     match e {
         Error::ServerUnavailable { msg } if !stored => Error::Unchecked {
             msg,
