@@ -329,7 +329,7 @@ pub fn keyring(findings: &mut Findings, s: &Settings) {
         Err(e) if in_keyring || s.storage == Storage::Keyring => findings.fail(
             "keyring",
             format!("the {backend} does not answer: {}", e.describe()),
-            "start or unlock it (on Linux: a Secret Service such as gnome-keyring in your session), then try again",
+            crate::keyring::way_out(),
         ),
         Err(e) => findings.warn(
             "keyring",
