@@ -14,7 +14,9 @@ use common::*;
 fn a_browser_that_fails_at_once_is_reported_with_the_address() {
     let t = TestEnv::new();
     let mut cmd = t.cmd(&["login"]);
-    cmd.env("BROWSER", "false").stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.env("BROWSER", "false")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
     let (said, reader) = stderr_once_it_says(&mut child, "the browser command `false` failed");
     let still_waiting = child.try_wait().unwrap().is_none();

@@ -507,7 +507,12 @@ fn every_command_without_a_client_id_points_to_configure() {
     );
     let out = t.run_cmd(configure_less(&t, &["doctor"]));
     assert_exit(&out, 1);
-    assert_eq!(stdout(&out).matches("lightfi-token configure").count(), 1, "{}", stdout(&out));
+    assert_eq!(
+        stdout(&out).matches("lightfi-token configure").count(),
+        1,
+        "{}",
+        stdout(&out)
+    );
 }
 
 /// `lightfi-token ARGS` with no client id from anywhere.

@@ -528,10 +528,7 @@ fn storage_keyring_without_a_keyring_fails_and_loses_nothing() {
                 && err.contains("no login was started"),
             "{err}"
         );
-        assert!(
-            err.contains("hint: unlock the Secret Service in this session"),
-            "{err}"
-        );
+        assert!(err.contains("hint: unlock the Secret Service in this session"), "{err}");
         assert_eq!(std::fs::read(t.store_path()).unwrap(), before, "nothing changed");
         assert_eq!(t.server.requests().len(), 0, "the server was not asked");
 

@@ -71,7 +71,11 @@ fn a_missing_or_wrong_secret_is_exit_4_before_any_browser() {
     let (out, browsed) = login(&idp, port, CLIENT_ID, Some("not-the-secret"));
     assert_exit(&out, 4);
     assert!(!browsed, "no browser for a wrong secret");
-    assert!(stderr(&out).contains("the client secret given is wrong"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the client secret given is wrong"),
+        "{}",
+        stderr(&out)
+    );
 
     let (out, browsed) = login(&idp, port, CLIENT_ID, Some(CLIENT_SECRET));
     assert_exit(&out, 0);

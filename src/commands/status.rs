@@ -119,6 +119,11 @@ struct Status {
     pub refresh_token_in: Option<Place>,
     /// The `storage` setting: auto, keyring or file.
     pub storage: &'static str,
+    /// During a rotation: which of `client_secrets` (from 0) the server accepted last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret_in_use: Option<usize>,
+    #[serde(skip)]
+    rotation: Option<String>,
     pub access_token: Option<AccessStatus>,
     pub user: Option<String>,
     pub scopes: Vec<String>,
@@ -180,6 +185,7 @@ fn status(settings: &Settings) -> Result<Status> {
     let from = |source: crate::config::Source| source.describe(&settings.profile);
     let sources = &settings.sources;
     let now = OffsetDateTime::now_utc();
+    let rotation = crate::token::secret_in_use(settings);
     let refresh_token_in = match tokens.refresh_token_in {
         RefreshTokenIn::Keyring => Some(Place::Keyring {
             backend: crate::keyring::backend(),
@@ -242,6 +248,8 @@ fn status(settings: &Settings) -> Result<Status> {
         refresh_token,
         refresh_token_in,
         storage: settings.storage.name(),
+        client_secret_in_use: rotation.as_ref().and_then(|(i, _)| *i),
+        rotation: rotation.map(|(_, line)| line),
         access_token: tokens.access.as_ref().map(|a| AccessStatus {
             expires_at: rfc3339(a.expires_at),
             expires_in: a.seconds_left(now).max(0),
@@ -274,9 +282,10 @@ fn render_text(s: &Status) -> String {
         None => "none cached".to_string(),
     };
     let src = &s.sources;
-    let secret = match &src.client_secret {
-        Some(source) => format!("set  ({source})"),
-        None => "none".to_string(),
+    let secret = match (&src.client_secret, &s.rotation) {
+        (Some(source), Some(rotation)) => format!("set  ({source}); {rotation}"),
+        (Some(source), None) => format!("set  ({source})"),
+        (None, _) => "none".to_string(),
     };
     let mut out = format!(
         "profile:       {}  ({})\n\

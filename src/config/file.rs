@@ -16,6 +16,9 @@ pub(super) struct ProfileTable {
     pub(super) oauth_url: Option<String>,
     pub(super) client_id: Option<String>,
     pub(super) client_secret: Option<ClientSecret>,
+    /// Two (or more) secrets while the app client's secret is rotated: the
+    /// new one first. Instead of `client_secret`.
+    pub(super) client_secrets: Option<Vec<ClientSecret>>,
     pub(super) redirect_uri: Option<String>,
     pub(super) scope: Option<String>,
     pub(super) token: Option<TokenKind>,
@@ -47,10 +50,14 @@ pub(super) fn read_config(path: &Path, warnings: &mut Vec<String>) -> Result<BTr
         let at = line.map(|l| format!(", line {l}")).unwrap_or_default();
         Error::config(
             format!("malformed config file {}{at}: {}", path.display(), without_values(e.message())),
-            "each profile is a table such as [default] with keys oauth_url, client_id, client_secret, redirect_uri, scope, token, storage",
+            "each profile is a table such as [default] with keys oauth_url, client_id, client_secret (or client_secrets), redirect_uri, scope, token, storage",
         )
     })?;
-    if mode & 0o044 != 0 && tables.values().any(|t| t.client_secret.is_some()) {
+    if mode & 0o044 != 0
+        && tables
+            .values()
+            .any(|t| t.client_secret.is_some() || t.client_secrets.is_some())
+    {
         warnings.push(format!(
             "{} holds a client secret and is readable by other users: run `chmod 600 {}`",
             path.display(),

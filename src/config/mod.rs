@@ -109,7 +109,24 @@ pub struct Settings {
 pub struct Client {
     pub id: String,
     pub secret: Option<ClientSecret>,
+    /// The secrets after the first of `client_secrets` (a rotation under
+    /// way), tried in turn when the server refuses the one before.
+    pub spare_secrets: Vec<ClientSecret>,
     pub endpoints: Endpoints,
+}
+
+impl Client {
+    /// This client with each of its secrets in turn: itself first, then one
+    /// per spare secret. One client when there is no rotation.
+    pub fn with_each_secret(&self) -> Vec<Client> {
+        let each = std::iter::once(self.secret.clone()).chain(self.spare_secrets.iter().cloned().map(Some));
+        each.map(|secret| Client {
+            secret,
+            spare_secrets: vec![],
+            ..self.clone()
+        })
+        .collect()
+    }
 }
 
 /// The authorization server's endpoints, below one base URL.
@@ -130,6 +147,7 @@ impl Settings {
             client: Client {
                 id: "client".into(),
                 secret: None,
+                spare_secrets: vec![],
                 endpoints: Endpoints { base: oauth_url.into() },
             },
             redirect_uri: DEFAULT_REDIRECT_URI.into(),

@@ -34,6 +34,24 @@ impl Store {
         }
     }
 
+    /// Remember which of the profile's client secrets (from 0) the server
+    /// accepted last, so `status` and `doctor` can say which one is stale.
+    /// Best effort: only a hint is lost when it cannot be written.
+    pub fn note_working_secret(&self, index: usize) {
+        if self.working_secret() != Some(index) {
+            let _ = self.replace_private(
+                &format!("{}.client-secret", self.profile),
+                format!("{index}\n").as_bytes(),
+            );
+        }
+    }
+
+    /// The client secret the server accepted last, as noted.
+    pub fn working_secret(&self) -> Option<usize> {
+        let text = fs::read_to_string(self.dir.join(format!("{}.client-secret", self.profile))).ok()?;
+        text.trim().parse().ok()
+    }
+
     /// The keyring answered again: a later fallback is worth a warning again.
     pub fn forget_warning(&self, _lock: &Lock) {
         let _ = fs::remove_file(self.dir.join(format!("{}.keyring-fallback", self.profile)));

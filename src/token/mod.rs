@@ -23,7 +23,7 @@ use crate::store::{Access, AttemptKind, Handed, Lock, RefreshTokenIn, Store, Tok
 use lifecycle::placement;
 use lifecycle::{Held, Outcome, Source};
 
-pub use lifecycle::{LoggedOut, forget_access, import, log_in, log_out, logged_in};
+pub use lifecycle::{LoggedOut, forget_access, import, log_in, log_out, logged_in, secret_in_use};
 
 /// The `--min-valid` default, also used by `git-credential`, `exec` and `serve`.
 pub const DEFAULT_MIN_VALID: u64 = 300;
@@ -246,8 +246,12 @@ impl Engine<'_> {
             tokens.refresh_started = Some(OffsetDateTime::now_utc());
             self.store.save(&tokens, self.lock)?;
         }
-        let request = oauth::refresh_request(&self.settings.client, &refresh_token);
-        match oauth::token(self.transport, &request) {
+        let (answer, secret) =
+            crate::client_check::token_with_each_secret(self.transport, &self.settings.client, |c| {
+                oauth::refresh_request(c, &refresh_token)
+            });
+        lifecycle::note_secret(self.settings, self.store, secret, &answer);
+        match answer {
             Ok(response) => {
                 // A refresh that answers with a new refresh token: rotation.
                 tokens.rotates |= response.refresh_token.is_some() && self.env_digest.is_none();

@@ -62,6 +62,9 @@ pub fn settings(findings: &mut Findings, s: &Settings) {
     if s.env_refresh_token.is_some() {
         message += "\nrefresh token from LIGHTFI_REFRESH_TOKEN (the stored one is not used)";
     }
+    if let Some((_, rotation)) = crate::token::secret_in_use(s) {
+        message += &format!("\n{rotation}");
+    }
     findings.ok("settings", message);
 }
 

@@ -85,13 +85,11 @@ pub fn run(flags: &Flags, json: bool, refresh: bool) -> Result<()> {
             local::callback_port(&mut findings, &settings);
             remote::check(&mut findings, &settings, refresh);
         }
-        Err(e) => {
-            findings.fail(
-                "config",
-                format!("{e} (the checks that need the settings were skipped)"),
-                e.hint(),
-            )
-        }
+        Err(e) => findings.fail(
+            "config",
+            format!("{e} (the checks that need the settings were skipped)"),
+            e.hint(),
+        ),
     }
     tools::git(&mut findings);
     tools::kubectl(&mut findings);

@@ -7,6 +7,7 @@ pub(in crate::token) mod placement;
 
 use time::OffsetDateTime;
 
+use crate::client_check;
 use crate::config::{Settings, Storage};
 use crate::error::{Error, Result};
 use crate::keyring;
@@ -137,7 +138,14 @@ pub(in crate::token) fn log_in_locked(
 ) -> Result<Access> {
     // Before any browser opens: a login that could not be stored is lost work.
     placement::check_keyring_for_login(settings, store)?;
-    let (exchanged, finish) = login::run(settings, transport, options).map_err(|e| unless_kept(e, store))?;
+    let login::Exchanged {
+        response: exchanged,
+        finish,
+        secret,
+    } = login::run(settings, transport, options).map_err(|e| unless_kept(e, store))?;
+    if !settings.client.spare_secrets.is_empty() {
+        store.note_working_secret(secret);
+    }
     let result = exchanged.and_then(|response| {
         let mut tokens = store.load()?;
         tokens.access = None;
@@ -179,6 +187,32 @@ pub(in crate::token) fn log_in_locked(
         crate::timestamp::rfc3339(access.expires_at)
     ));
     Ok(access)
+}
+
+/// Remember which client secret worked, when there are several to choose from.
+pub(in crate::token) fn note_secret<T, E>(settings: &Settings, store: &Store, secret: usize, answer: &Result<T, E>) {
+    if answer.is_ok() && !settings.client.spare_secrets.is_empty() {
+        store.note_working_secret(secret);
+    }
+}
+
+/// During a rotation (`client_secrets`), which secret works, for `status`
+/// and `doctor`: the one the server accepted last (from 0), and a line that
+/// says so. None with one secret.
+pub fn secret_in_use(settings: &Settings) -> Option<(Option<usize>, String)> {
+    let count = settings.client.spare_secrets.len() + 1;
+    if count == 1 {
+        return None;
+    }
+    let working = Store::new(settings).working_secret().filter(|i| *i < count);
+    let line = match working {
+        Some(i) => format!(
+            "{count} client_secrets; the server accepted client_secrets[{i}] last: once every machine has it, \
+             keep only that one"
+        ),
+        None => format!("{count} client_secrets; none used yet (a login or refresh tries them in order)"),
+    };
+    Some((working, line))
 }
 
 /// Whether there is a login to refresh: `LIGHTFI_REFRESH_TOKEN`, or a
@@ -238,14 +272,16 @@ pub fn import(settings: &Settings, transport: &dyn Transport, refresh_token: Ref
     let store = Store::new(settings);
     let lock = store.lock(settings.lock_timeout)?;
     placement::check_keyring_for_login(settings, &store)?;
-    let response = oauth::token(transport, &oauth::refresh_request(&settings.client, &refresh_token)).map_err(|f| {
-        match f.into_refresh_error() {
-            Error::RefreshRejected(e) => Error::LoginFailed {
-                msg: format!("the server rejected that refresh token ({e}); nothing was stored"),
-                hint: "check that it was issued for this client id, or run `lightfi-token login`".into(),
-            },
-            other => other,
-        }
+    let (response, secret) = client_check::token_with_each_secret(transport, &settings.client, |client| {
+        oauth::refresh_request(client, &refresh_token)
+    });
+    note_secret(settings, &store, secret, &response);
+    let response = response.map_err(|f| match f.into_refresh_error() {
+        Error::RefreshRejected(e) => Error::LoginFailed {
+            msg: format!("the server rejected that refresh token ({e}); nothing was stored"),
+            hint: "check that it was issued for this client id, or run `lightfi-token login`".into(),
+        },
+        other => other,
     })?;
     let mut tokens = store.load()?;
     let replaced = placement::replaceable(&store, &tokens);
