@@ -400,6 +400,8 @@ pub fn tokens_eq(a: &Tokens, b: &Tokens) -> bool {
         last_failure,
         rotates,
         refresh_started,
+        logged_in_at,
+        imported,
     } = a;
     let refresh = |r: &Option<RefreshToken>| r.as_ref().map(|r| r.expose().to_string());
     *version == b.version
@@ -420,6 +422,8 @@ pub fn tokens_eq(a: &Tokens, b: &Tokens) -> bool {
         }
         && *rotates == b.rotates
         && same_time(refresh_started, &b.refresh_started)
+        && same_time(logged_in_at, &b.logged_in_at)
+        && *imported == b.imported
 }
 
 fn attempt_eq(a: &Attempt, b: &Attempt) -> bool {

@@ -94,6 +94,8 @@ fn tokens() -> impl Strategy<Value = Tokens> {
         option::of(attempt()),
         any::<bool>(),
         option::of(instant()),
+        option::of(instant()),
+        any::<bool>(),
     )
         .prop_map(
             |(
@@ -107,6 +109,8 @@ fn tokens() -> impl Strategy<Value = Tokens> {
                 last_failure,
                 rotates,
                 refresh_started,
+                logged_in_at,
+                imported,
             )| {
                 Tokens {
                     version,
@@ -119,6 +123,8 @@ fn tokens() -> impl Strategy<Value = Tokens> {
                     last_failure,
                     rotates,
                     refresh_started,
+                    logged_in_at,
+                    imported,
                 }
             },
         )

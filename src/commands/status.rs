@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::output::rfc3339;
 use crate::report;
 use crate::store::{RefreshTokenIn, Store};
+use crate::token::session;
 
 pub fn run(settings: Result<Settings>, json: bool) -> Result<()> {
     let settings = &settings?;
@@ -119,6 +120,11 @@ struct Status {
     pub refresh_token_in: Option<Place>,
     /// The `storage` setting: auto, keyring or file.
     pub storage: &'static str,
+    /// When the login ends: "ends in 6 d 3 h (…)", "… at the latest" for an
+    /// imported refresh token, or why it is unknown; null when not logged in.
+    pub session: Option<String>,
+    /// The end as RFC 3339, when known.
+    pub session_ends_at: Option<String>,
     /// During a rotation: which of `client_secrets` (from 0) the server accepted last.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_secret_in_use: Option<usize>,
@@ -201,6 +207,7 @@ fn status(settings: &Settings) -> Result<Status> {
     } else {
         refresh_token_in.as_ref().map(|_| "store")
     };
+    let session_end = session::end(settings, &tokens);
     let claims = tokens
         .access
         .as_ref()
@@ -248,6 +255,11 @@ fn status(settings: &Settings) -> Result<Status> {
         refresh_token,
         refresh_token_in,
         storage: settings.storage.name(),
+        session: refresh_token.map(|_| session::describe(session_end, now)),
+        session_ends_at: match (refresh_token, session_end) {
+            (Some(_), session::End::Known { at, .. }) => Some(rfc3339(at)),
+            _ => None,
+        },
         client_secret_in_use: rotation.as_ref().and_then(|(i, _)| *i),
         rotation: rotation.map(|(_, line)| line),
         access_token: tokens.access.as_ref().map(|a| AccessStatus {
@@ -315,6 +327,9 @@ fn render_text(s: &Status) -> String {
         s.storage,
         src.storage,
     );
+    if let Some(session) = &s.session {
+        out += &format!("session:       {session}\n");
+    }
     if let Some(user) = &s.user {
         out += &format!("user:          {user}\n");
     }

@@ -23,6 +23,8 @@ pub(super) struct ProfileTable {
     pub(super) scope: Option<String>,
     pub(super) token: Option<TokenKind>,
     pub(super) storage: Option<Storage>,
+    /// The app client's refresh-token validity ("30d"): when a login ends.
+    pub(super) refresh_token_validity: Option<String>,
 }
 
 /// Every table of `config.toml`; a missing file has none. A file that
@@ -50,7 +52,7 @@ pub(super) fn read_config(path: &Path, warnings: &mut Vec<String>) -> Result<BTr
         let at = line.map(|l| format!(", line {l}")).unwrap_or_default();
         Error::config(
             format!("malformed config file {}{at}: {}", path.display(), without_values(e.message())),
-            "each profile is a table such as [default] with keys oauth_url, client_id, client_secret (or client_secrets), redirect_uri, scope, token, storage",
+            "each profile is a table such as [default] with keys oauth_url, client_id, client_secret (or client_secrets), redirect_uri, scope, token, storage, refresh_token_validity",
         )
     })?;
     if mode & 0o044 != 0

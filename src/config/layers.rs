@@ -93,6 +93,10 @@ pub fn resolve_with(args: &Flags, env: impl Fn(&str) -> Option<String>) -> Resul
         env_refresh_token: client.env_refresh_token,
         http_timeout: args.http_timeout.unwrap_or(DEFAULT_HTTP_TIMEOUT),
         lock_timeout: args.lock_timeout.unwrap_or(DEFAULT_LOCK_TIMEOUT),
+        refresh_token_validity: match &file.refresh_token_validity {
+            Some(raw) => super::checks::parse_validity(raw)?,
+            None => super::DEFAULT_REFRESH_TOKEN_VALIDITY,
+        },
         non_interactive: args.non_interactive,
         sources,
     };

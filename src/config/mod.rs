@@ -28,6 +28,8 @@ pub const DEFAULT_OAUTH_URL: &str = "https://lightfiv2.auth.eu-west-2.amazoncogn
 pub const DEFAULT_REDIRECT_URI: &str = "http://localhost:3000";
 pub const DEFAULT_SCOPE: &str = "aws.cognito.signin.user.admin";
 pub const DEFAULT_PROFILE: &str = "default";
+/// Cognito's default refresh-token expiration for an app client.
+pub const DEFAULT_REFRESH_TOKEN_VALIDITY: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Per token request; connecting is capped at 10 s on top (oauth.rs).
 pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longer than a browser login's 300 s, so a caller waits out another
@@ -98,6 +100,8 @@ pub struct Settings {
     pub env_refresh_token: Option<RefreshToken>,
     pub http_timeout: Duration,
     pub lock_timeout: Duration,
+    /// The app client's refresh-token validity: a login ends this long after it.
+    pub refresh_token_validity: Duration,
     /// `--non-interactive` was given (terminal and `CI` checks come on top).
     pub non_interactive: bool,
     pub sources: Sources,
@@ -158,6 +162,7 @@ impl Settings {
             env_refresh_token: None,
             http_timeout: Duration::from_secs(1),
             lock_timeout: Duration::from_secs(1),
+            refresh_token_validity: DEFAULT_REFRESH_TOKEN_VALIDITY,
             non_interactive: true,
             sources: Sources {
                 profile: Source::Default,

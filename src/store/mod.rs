@@ -102,6 +102,8 @@ impl Store {
             last_failure: None,
             rotates: false,
             refresh_started: None,
+            logged_in_at: None,
+            imported: false,
         }
     }
 

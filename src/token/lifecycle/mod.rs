@@ -71,6 +71,10 @@ pub(in crate::token) fn keep(at: Held, tokens: &mut Tokens, outcome: Outcome) ->
     let kind = source.kind();
     let now = OffsetDateTime::now_utc();
     let now = now.replace_nanosecond(0).unwrap_or(now);
+    if let Source::Login { imported } = &source {
+        tokens.logged_in_at = Some(now);
+        tokens.imported = imported.is_some();
+    }
     let expires_at = now + time::Duration::seconds(response.expires_in.min(i32::MAX as u64) as i64);
     let env_digest = match &source {
         Source::EnvRefresh { digest } => Some(digest.clone()),
