@@ -401,6 +401,8 @@ pub fn tokens_eq(a: &Tokens, b: &Tokens) -> bool {
         rotates,
         refresh_started,
         requests,
+        logged_in_at,
+        imported,
     } = a;
     let refresh = |r: &Option<RefreshToken>| r.as_ref().map(|r| r.expose().to_string());
     *version == b.version
@@ -422,6 +424,8 @@ pub fn tokens_eq(a: &Tokens, b: &Tokens) -> bool {
         && *rotates == b.rotates
         && same_time(refresh_started, &b.refresh_started)
         && *requests == b.requests
+        && same_time(logged_in_at, &b.logged_in_at)
+        && *imported == b.imported
 }
 
 fn attempt_eq(a: &Attempt, b: &Attempt) -> bool {

@@ -11,7 +11,7 @@
 
 use crate::config::Client;
 use crate::error::OAuthError;
-use crate::oauth::{self, Failure, Transport};
+use crate::oauth::{self, Failure, FormPost, TokenResponse, Transport};
 use crate::secret::{AuthorizationCode, PkceVerifier};
 
 /// What the token endpoint made of the client.
@@ -41,6 +41,27 @@ pub fn check(transport: &dyn Transport, client: &Client, redirect_uri: &str) -> 
         Err(Failure::OAuth(e)) => Ok(verdict(e)),
         Err(failure) => Err(failure),
     }
+}
+
+/// A token request sent with each of `client`'s secrets in turn (a
+/// rotation under way): the next is tried, once, only when the server
+/// answers `invalid_client` (or a bare 401) to the one before. Returns the
+/// last answer and which secret (from 0) it came with.
+pub fn token_with_each_secret(
+    transport: &dyn Transport,
+    client: &Client,
+    request: impl Fn(&Client) -> FormPost,
+) -> (Result<TokenResponse, Failure>, usize) {
+    let candidates = client.with_each_secret();
+    let mut answer = (Err(Failure::WrongUrl(String::new())), 0);
+    for (index, candidate) in candidates.iter().enumerate() {
+        answer = (oauth::token(transport, &request(candidate)), index);
+        let refused = matches!(&answer.0, Err(Failure::OAuth(e)) if e.error == "invalid_client");
+        if !refused {
+            break;
+        }
+    }
+    answer
 }
 
 fn verdict(e: OAuthError) -> Verdict {
@@ -100,6 +121,7 @@ mod tests {
         let client = Client {
             id: "id".into(),
             secret: secret.map(ClientSecret::new),
+            spare_secrets: vec![],
             endpoints: Endpoints {
                 base: "https://idp.example/oauth2".into(),
             },

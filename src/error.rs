@@ -40,8 +40,9 @@ pub enum Error {
     ClientRejected(OAuthError),
     /// Exit 5: the authorization server is unreachable, failing or answering nonsense.
     ServerUnavailable { msg: String },
-    /// Exit 5: as `ServerUnavailable`, where what to do next is not "try
-    /// again" (`configure` saved the profile, then could not check it).
+    /// Exit 5: as `ServerUnavailable`, with a hint of its own: `configure`
+    /// saved the profile, then could not check it; or a first login found
+    /// no server and there is no stored login to keep.
     Unchecked { msg: String, hint: String },
     /// Exit 5: the OS keyring holding this login's refresh token did not
     /// answer (none running, locked, hung past its timeout); the login is kept.

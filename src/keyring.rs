@@ -57,6 +57,26 @@ pub fn backend() -> &'static str {
     }
 }
 
+/// What to do when the keyring holding a login does not answer. Over SSH
+/// that is the rule, not a fault: the desktop's keyring is locked or not on
+/// this session's bus, and only a login of the session's own gets past it.
+pub fn way_out() -> String {
+    let over_ssh = ["SSH_CONNECTION", "SSH_TTY"]
+        .iter()
+        .any(|name| std::env::var_os(name).is_some());
+    let why = if over_ssh {
+        "over SSH the desktop's keyring is usually locked or out of reach: "
+    } else {
+        ""
+    };
+    format!(
+        "{why}unlock the {} in this session (on Linux: a Secret Service such as gnome-keyring on the D-Bus session \
+         bus, DBUS_SESSION_BUS_ADDRESS), or run `LIGHTFI_STORAGE=file lightfi-token login` for a login of this \
+         session's own, kept in the token file",
+        backend()
+    )
+}
+
 /// The refresh token stored for `account`; None when the keyring answered
 /// and has no such entry (never when it did not answer).
 pub fn read(account: &str) -> Result<Option<RefreshToken>, Failure> {

@@ -80,7 +80,7 @@ fn piped_answers_write_only_what_differs_from_the_defaults() {
         )
     );
     // The check: an authorization-code exchange with the client's authentication.
-    let requests = t.server.token_requests();
+    let requests = t.server.client_checks();
     assert_eq!(requests.len(), 1, "one check");
     let check = &requests[0];
     assert_eq!(check.field("grant_type"), Some("authorization_code"));
@@ -118,7 +118,7 @@ fn flags_alone_need_no_answers_and_defaults_are_not_written() {
         config_text(&t),
         format!("[default]\nclient_id = \"flag-client\"\noauth_url = \"{url}\"\n")
     );
-    let check = &t.server.token_requests()[0];
+    let check = &t.server.client_checks()[0];
     assert_eq!(
         check.header("Authorization"),
         None,
@@ -146,7 +146,7 @@ fn no_client_id_is_exit_4_and_writes_nothing() {
     assert_exit(&out, 4);
     assert!(stderr(&out).contains("no client id given"), "{}", stderr(&out));
     assert!(!config_path(&t).exists());
-    assert!(t.server.token_requests().is_empty());
+    assert!(t.server.client_checks().is_empty());
 }
 
 #[test]
@@ -165,7 +165,7 @@ fn the_secret_from_stdin_is_taken_and_nothing_is_asked() {
         config_text(&t),
         format!("[default]\nclient_id = \"c\"\nclient_secret = \"stdin-secret\"\noauth_url = \"{url}\"\n")
     );
-    let check = &t.server.token_requests()[0];
+    let check = &t.server.client_checks()[0];
     assert_eq!(check.header("Authorization"), Some(basic("c", "stdin-secret").as_str()));
     // A secret on two lines is refused without being shown.
     let out = run_with_input(
@@ -238,7 +238,7 @@ fn a_profile_with_other_values_changes_only_with_force() {
     assert!(err.contains("has other values for oauth_url, scope"), "{err}");
     assert!(err.contains("--force"), "{err}");
     assert_eq!(config_text(&t), HAND_WRITTEN, "nothing written");
-    assert!(t.server.token_requests().is_empty(), "nothing checked");
+    assert!(t.server.client_checks().is_empty(), "nothing checked");
 
     let mut cmd = configure(&t, &[&args[..], &["--force"]].concat());
     cmd.stdin(Stdio::null());
@@ -276,7 +276,7 @@ fn the_same_values_again_rewrite_nothing() {
         (before.ino(), before.mtime(), before.mtime_nsec()),
         (after.ino(), after.mtime(), after.mtime_nsec())
     );
-    assert_eq!(t.server.token_requests().len(), 2, "the client is checked each time");
+    assert_eq!(t.server.client_checks().len(), 2, "the client is checked each time");
 }
 
 #[test]
@@ -329,7 +329,7 @@ fn show_names_sources_and_never_the_secret() {
 #[test]
 fn a_bare_401_means_the_secret_is_wrong() {
     let t = TestEnv::public();
-    t.server.fallback(Reply::status(401));
+    t.server.check_reply(Reply::status(401));
     let url = t.oauth_url();
     let mut cmd = configure(&t, &["--client-id", "c", "--oauth-url", &url]);
     cmd.stdin(Stdio::null());
@@ -488,6 +488,30 @@ fn status_without_a_client_id_points_to_configure() {
         stderr(&out).contains("hint: run `lightfi-token configure`"),
         "{}",
         stderr(&out)
+    );
+}
+
+#[test]
+fn every_command_without_a_client_id_points_to_configure() {
+    let t = TestEnv::public();
+    let out = t.run_cmd(configure_less(&t, &[]));
+    assert_exit(&out, 4);
+    let err = stderr(&out);
+    assert!(err.contains("no client id for profile `default`"), "{err}");
+    assert!(err.contains("hint: run `lightfi-token configure` to save"), "{err}");
+    let out = t.run_cmd(configure_less(&t, &["--profile", "staging"]));
+    assert!(
+        stderr(&out).contains("run `lightfi-token configure --profile staging`"),
+        "{}",
+        stderr(&out)
+    );
+    let out = t.run_cmd(configure_less(&t, &["doctor"]));
+    assert_exit(&out, 1);
+    assert_eq!(
+        stdout(&out).matches("lightfi-token configure").count(),
+        1,
+        "{}",
+        stdout(&out)
     );
 }
 

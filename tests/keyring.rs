@@ -550,10 +550,7 @@ fn storage_keyring_without_a_keyring_fails_and_loses_nothing() {
                 && err.contains("no login was started"),
             "{err}"
         );
-        assert!(
-            err.contains("hint: make sure the Secret Service is running and unlocked"),
-            "{err}"
-        );
+        assert!(err.contains("hint: unlock the Secret Service in this session"), "{err}");
         assert_eq!(std::fs::read(t.store_path()).unwrap(), before, "nothing changed");
         assert_eq!(t.server.requests().len(), 0, "the server was not asked");
 
@@ -717,6 +714,35 @@ fn sixty_four_concurrent_refreshes_make_one_token_request() {
     assert_eq!(sent.len(), 2, "the import's check and one refresh");
     assert_eq!(sent[1].field("refresh_token"), Some("refresh-shared"));
     assert_eq!(bus.lookup(&account(&t)).as_deref(), Some("refresh-shared"));
+}
+
+#[test]
+fn over_ssh_a_keyring_login_names_the_way_out() {
+    let t = TestEnv::new();
+    seed_in_keyring(&t, ("tok-old", 4000, 3600));
+    let bus = Bus::empty();
+    let way_out = "run `LIGHTFI_STORAGE=file lightfi-token login` for a login of this session's own";
+    let mut cmd = bus.on(t.cmd(&["-r"]));
+    cmd.env("SSH_CONNECTION", "192.0.2.1 50000 192.0.2.2 22");
+    let out = t.run_cmd(cmd);
+    assert_exit(&out, 5);
+    let err = stderr(&out);
+    assert!(err.contains("hint: over SSH the desktop's keyring"), "{err}");
+    assert!(err.contains("unlock the Secret Service in this session"), "{err}");
+    assert!(err.contains(way_out), "{err}");
+
+    let mut cmd = bus.on(t.cmd(&["doctor"]));
+    cmd.env("SSH_CONNECTION", "192.0.2.1 50000 192.0.2.2 22");
+    let out = t.run_cmd(cmd);
+    assert!(stdout(&out).contains(way_out), "{}", stdout(&out));
+
+    // The way out works: a login of this session's own, in the file.
+    let mut cmd = bus.on(t.cmd(&["login", "--refresh-token-stdin"]));
+    cmd.env("LIGHTFI_STORAGE", "file");
+    t.forbid("refresh-of-this-session");
+    let out = run_with_stdin(&t, cmd, "refresh-of-this-session");
+    assert_exit(&out, 0);
+    assert_eq!(t.store()["refresh_token"], "refresh-of-this-session");
 }
 
 #[test]

@@ -105,7 +105,7 @@ fn tokens() -> impl Strategy<Value = Tokens> {
         option::of(attempt()),
         any::<bool>(),
         option::of(instant()),
-        option::of(requests()),
+        (option::of(requests()), option::of(instant()), any::<bool>()),
     )
         .prop_map(
             |(
@@ -119,7 +119,7 @@ fn tokens() -> impl Strategy<Value = Tokens> {
                 last_failure,
                 rotates,
                 refresh_started,
-                requests,
+                (requests, logged_in_at, imported),
             )| {
                 Tokens {
                     version,
@@ -133,6 +133,8 @@ fn tokens() -> impl Strategy<Value = Tokens> {
                     rotates,
                     refresh_started,
                     requests,
+                    logged_in_at,
+                    imported,
                 }
             },
         )

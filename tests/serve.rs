@@ -412,6 +412,22 @@ fn not_logged_in_is_503_with_a_hint() {
 }
 
 #[test]
+fn a_login_in_the_keyring_is_a_login() {
+    let t = TestEnv::new();
+    let key = show_key(&t);
+    t.seed(Some("refresh-0"), Some(("seeded-tok", 60, 3600)));
+    // As a login kept in the keyring leaves the file: no refresh token, only where it is.
+    let mut store = t.store();
+    store.as_object_mut().unwrap().remove("refresh_token");
+    store["refresh_token_in"] = "keyring".into();
+    std::fs::write(t.store_path(), store.to_string()).unwrap();
+    let mut serve = Serve::start(&t);
+    assert_eq!(get_token(&serve, &key).json()["access_token"], "seeded-tok");
+    serve.stop(libc::SIGTERM);
+    assert!(!serve.stderr().contains("not logged in"), "{}", serve.stderr());
+}
+
+#[test]
 fn failing_token_endpoint_is_502() {
     let t = TestEnv::new();
     t.seed(Some("refresh-0"), None);

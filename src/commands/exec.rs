@@ -37,6 +37,7 @@ pub fn run(settings: &Settings, command: &[OsString], min_valid: u64) -> Result<
         kind: settings.token_kind,
     };
     let access = token::obtain(settings, &Http::new(settings.http_timeout), want)?;
+    token::session::warn_if_ending(settings);
     let handed = token::hand(&access, settings.token_kind)?;
     let variable = match handed.kind() {
         TokenKind::Access => "LIGHTFI_ACCESS_TOKEN",

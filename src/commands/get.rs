@@ -30,6 +30,9 @@ pub fn run(settings: &Settings, args: &GetArgs) -> Result<()> {
         report::warn("--force-refresh asks for a new token: with client credentials, each token request is billed");
     }
     let access = token::obtain(settings, &Http::new(settings.http_timeout), want)?;
+    if format != Format::ExecCredential && want.may_interact {
+        token::session::warn_if_ending(settings);
+    }
     let handed = token::hand(&access, settings.token_kind)?;
     let text = output::render(format, handed, OffsetDateTime::now_utc(), exec_info.as_deref())?;
     report::print(text.as_bytes())

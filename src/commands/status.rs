@@ -12,11 +12,10 @@ use crate::output::rfc3339;
 use crate::report;
 use crate::store::{RefreshTokenIn, Store};
 use crate::token;
+use crate::token::session;
 
-/// `settings` as resolved: a profile with no client id is told how to
-/// configure one.
 pub fn run(settings: Result<Settings>, json: bool) -> Result<()> {
-    let settings = &settings.map_err(point_to_configure)?;
+    let settings = &settings?;
     let status = status(settings)?;
     let text = if json {
         serde_json::to_string(&status).map_err(|e| Error::unexpected(e.to_string()))? + "\n"
@@ -122,6 +121,16 @@ struct Status {
     pub refresh_token_in: Option<Place>,
     /// The `storage` setting: auto, keyring or file.
     pub storage: &'static str,
+    /// When the login ends: "ends in 6 d 3 h (…)", "… at the latest" for an
+    /// imported refresh token, or why it is unknown; null when not logged in.
+    pub session: Option<String>,
+    /// The end as RFC 3339, when known.
+    pub session_ends_at: Option<String>,
+    /// During a rotation: which of `client_secrets` (from 0) the server accepted last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret_in_use: Option<usize>,
+    #[serde(skip)]
+    rotation: Option<String>,
     pub access_token: Option<AccessStatus>,
     /// The shared login, for `storage = "vault"`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -217,6 +226,7 @@ fn status(settings: &Settings) -> Result<Status> {
     let from = |source: crate::config::Source| source.describe(&settings.profile);
     let sources = &settings.sources;
     let now = OffsetDateTime::now_utc();
+    let rotation = crate::token::secret_in_use(settings);
     let refresh_token_in = match tokens.refresh_token_in {
         RefreshTokenIn::Keyring => Some(Place::Keyring {
             backend: crate::keyring::backend(),
@@ -232,6 +242,7 @@ fn status(settings: &Settings) -> Result<Status> {
     } else {
         refresh_token_in.as_ref().map(|_| "store")
     };
+    let session_end = session::end(settings, &tokens);
     let claims = from_file
         .as_ref()
         .or(tokens.access.as_ref())
@@ -279,6 +290,13 @@ fn status(settings: &Settings) -> Result<Status> {
         refresh_token,
         refresh_token_in,
         storage: settings.storage.name(),
+        session: refresh_token.map(|_| session::describe(session_end, now)),
+        session_ends_at: match (refresh_token, session_end) {
+            (Some(_), session::End::Known { at, .. }) => Some(rfc3339(at)),
+            _ => None,
+        },
+        client_secret_in_use: rotation.as_ref().and_then(|(i, _)| *i),
+        rotation: rotation.map(|(_, line)| line),
         access_token: from_file.as_ref().or(tokens.access.as_ref()).map(|a| AccessStatus {
             expires_at: rfc3339(a.expires_at),
             expires_in: a.seconds_left(now).max(0),
@@ -331,9 +349,10 @@ fn render_text(s: &Status) -> String {
         None => "none cached".to_string(),
     };
     let src = &s.sources;
-    let secret = match &src.client_secret {
-        Some(source) => format!("set  ({source})"),
-        None => "none".to_string(),
+    let secret = match (&src.client_secret, &s.rotation) {
+        (Some(source), Some(rotation)) => format!("set  ({source}); {rotation}"),
+        (Some(source), None) => format!("set  ({source})"),
+        (None, _) => "none".to_string(),
     };
     let mut out = format!(
         "profile:       {}  ({})\n\
@@ -363,6 +382,9 @@ fn render_text(s: &Status) -> String {
         s.storage,
         src.storage,
     );
+    if let Some(session) = &s.session {
+        out += &format!("session:       {session}\n");
+    }
     if let Some(path) = &s.token_file {
         out += &format!("token file:    {path} (served as it is)\n");
     }
@@ -392,22 +414,6 @@ fn render_text(s: &Status) -> String {
         }
     }
     out
-}
-
-/// A profile without its settings (no client id, no table): `configure`
-/// writes them.
-fn point_to_configure(e: Error) -> Error {
-    match e {
-        Error::Config { msg, hint }
-            if (msg.starts_with("no client id") || msg.contains("has no table")) && !hint.contains("configure") =>
-        {
-            Error::Config {
-                msg,
-                hint: format!("run `lightfi-token configure` to save the profile's settings, or {hint}"),
-            }
-        }
-        other => other,
-    }
 }
 
 /// `secret/data/x at http://…: version 7, expires …, lease held by h until …`.

@@ -66,6 +66,25 @@ pub fn is_loopback(url: &url::Url) -> bool {
     }
 }
 
+/// A duration written as a number and a unit, `d` or `h` ("30d", "12h",
+/// "3650d"): the app client's refresh-token validity.
+pub(super) fn parse_validity(raw: &str) -> Result<std::time::Duration> {
+    let raw = raw.trim();
+    let (number, unit) = raw.split_at(raw.len().saturating_sub(1));
+    let hours = match unit {
+        "d" => 24,
+        "h" => 1,
+        _ => 0,
+    };
+    match number.parse::<u64>().ok().and_then(|n| n.checked_mul(hours)) {
+        Some(h) if h > 0 && h <= 3650 * 24 => Ok(std::time::Duration::from_secs(h * 3600)),
+        _ => Err(Error::config(
+            format!("invalid refresh_token_validity `{raw}`"),
+            "write it as the app client's refresh-token expiration in Cognito: days or hours such as \"30d\" or \"12h\" (at most 3650d)",
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,5 +114,15 @@ mod tests {
         assert!(!err.to_string().contains("hunter2"), "{err}");
         assert!(check_profile_name("../etc").is_err());
         assert!(check_profile_name("staging-2").is_ok());
+    }
+
+    #[test]
+    fn validities_are_days_or_hours() {
+        assert_eq!(parse_validity("30d").unwrap().as_secs(), 30 * 86400);
+        assert_eq!(parse_validity("12h").unwrap().as_secs(), 12 * 3600);
+        assert!(parse_validity("3650d").is_ok());
+        for bad in ["3651d", "0d", "30", "d", "", "30m", "18446744073709551615d", "-1d"] {
+            assert_eq!(parse_validity(bad).unwrap_err().exit_code(), 4, "{bad}");
+        }
     }
 }

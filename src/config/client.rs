@@ -25,6 +25,7 @@ impl Resolved {
             client: Client {
                 id: String::new(),
                 secret: None,
+                spare_secrets: Vec::new(),
                 endpoints: Endpoints {
                     base: DEFAULT_OAUTH_URL.into(),
                 },
@@ -42,6 +43,15 @@ pub(super) fn resolve(layers: &Layers, warnings: &mut Vec<String>) -> Result<Opt
     let Some(id) = id_and_secret(layers) else {
         return Ok(None);
     };
+    if layers.file.client_secret.is_some() && layers.file.client_secrets.is_some() {
+        return Err(Error::config(
+            format!(
+                "config.toml [{}] has both client_secret and client_secrets",
+                layers.profile
+            ),
+            "keep one: client_secrets = [\"new\", \"old\"] during a rotation, client_secret otherwise",
+        ));
+    }
     if let Some(warning) = unused_secret(layers, id.source) {
         warnings.push(warning);
     }
@@ -64,6 +74,7 @@ pub(super) fn resolve(layers: &Layers, warnings: &mut Vec<String>) -> Result<Opt
         client: Client {
             id: id.id,
             secret: id.secret,
+            spare_secrets: id.spare_secrets,
             endpoints: Endpoints { base: url },
         },
         id_source: id.source,
@@ -78,6 +89,7 @@ struct Id {
     id: String,
     source: Source,
     secret: Option<ClientSecret>,
+    spare_secrets: Vec<ClientSecret>,
     secret_source: Source,
 }
 
@@ -91,6 +103,7 @@ fn id_and_secret(layers: &Layers) -> Option<Id> {
         id,
         source,
         secret: env_secret(),
+        spare_secrets: vec![],
         secret_source: Source::Env("LIGHTFI_CLIENT_SECRET"),
     };
     if let Some(id) = layers.args.client_id.clone() {
@@ -100,10 +113,12 @@ fn id_and_secret(layers: &Layers) -> Option<Id> {
         return Some(with_env_secret(id, Source::Env("LIGHTFI_CLIENT_ID")));
     }
     if let Some(id) = layers.file.client_id.clone() {
+        let mut secrets = layers.file.client_secrets.clone().unwrap_or_default().into_iter();
         return Some(Id {
             id,
             source: Source::File,
-            secret: layers.file.client_secret.clone(),
+            secret: layers.file.client_secret.clone().or_else(|| secrets.next()),
+            spare_secrets: secrets.collect(),
             secret_source: Source::File,
         });
     }
@@ -111,6 +126,7 @@ fn id_and_secret(layers: &Layers) -> Option<Id> {
         id,
         source: Source::Env("CLIENT_ID"),
         secret: env("CLIENT_SECRET").map(ClientSecret::new),
+        spare_secrets: vec![],
         secret_source: Source::Env("CLIENT_SECRET"),
     })
 }
@@ -119,11 +135,8 @@ fn id_and_secret(layers: &Layers) -> Option<Id> {
 fn unused_secret(layers: &Layers, id_source: Source) -> Option<String> {
     let unused = match id_source {
         Source::File => (layers.env)("LIGHTFI_CLIENT_SECRET").map(|_| "LIGHTFI_CLIENT_SECRET"),
-        _ => layers
-            .file
-            .client_secret
-            .as_ref()
-            .map(|_| "client_secret in config.toml"),
+        _ => (layers.file.client_secret.is_some() || layers.file.client_secrets.is_some())
+            .then_some("client_secret in config.toml"),
     }?;
     Some(format!(
         "{unused} is not used: the client id comes from {}, and a secret is only sent with the client id given the same way",
@@ -253,6 +266,37 @@ mod tests {
         assert!(
             said.iter().any(|w| w.contains("LIGHTFI_CLIENT_SECRET is not used")),
             "{said:?}"
+        );
+    }
+
+    #[test]
+    fn client_secrets_follow_the_rules_of_the_single_secret() {
+        let home = home_with("[default]\nclient_id = \"id\"\nclient_secrets = [\"new\", \"old\"]\n");
+        let h = home.path().to_str().unwrap();
+        let s = resolved(&args(&[]), env_of(&[("LIGHTFI_TOKEN_HOME", h)])).unwrap();
+        let each: Vec<_> = s
+            .client
+            .with_each_secret()
+            .into_iter()
+            .map(|c| c.secret.unwrap())
+            .collect();
+        assert_eq!(each.iter().map(|c| c.expose()).collect::<Vec<_>>(), ["new", "old"]);
+        // Another layer's client id takes none of them.
+        let env = [("LIGHTFI_TOKEN_HOME", h), ("LIGHTFI_CLIENT_ID", "env-id")];
+        let s = resolved(&args(&[]), env_of(&env)).unwrap();
+        assert!(s.client.secret.is_none() && s.client.spare_secrets.is_empty());
+        // Nor do they go to another server.
+        let env = [
+            ("LIGHTFI_TOKEN_HOME", h),
+            ("LIGHTFI_OAUTH_URL", "https://evil.example/oauth2"),
+        ];
+        assert_eq!(resolved(&args(&[]), env_of(&env)).unwrap_err().exit_code(), 4);
+        let both = home_with("[default]\nclient_id = \"id\"\nclient_secret = \"a\"\nclient_secrets = [\"b\"]\n");
+        let env = [("LIGHTFI_TOKEN_HOME", both.path().to_str().unwrap())];
+        let err = resolved(&args(&[]), env_of(&env)).unwrap_err();
+        assert!(
+            err.to_string().contains("both client_secret and client_secrets"),
+            "{err}"
         );
     }
 

@@ -16,6 +16,9 @@ pub(super) struct ProfileTable {
     pub(super) oauth_url: Option<String>,
     pub(super) client_id: Option<String>,
     pub(super) client_secret: Option<ClientSecret>,
+    /// Two (or more) secrets while the app client's secret is rotated: the
+    /// new one first. Instead of `client_secret`.
+    pub(super) client_secrets: Option<Vec<ClientSecret>>,
     pub(super) redirect_uri: Option<String>,
     pub(super) scope: Option<String>,
     pub(super) token: Option<TokenKind>,
@@ -28,6 +31,8 @@ pub(super) struct ProfileTable {
     pub(super) vault_namespace: Option<String>,
     pub(super) vault_cacert: Option<std::path::PathBuf>,
     pub(super) vault_token_file: Option<std::path::PathBuf>,
+    /// The app client's refresh-token validity ("30d"): when a login ends.
+    pub(super) refresh_token_validity: Option<String>,
 }
 
 /// Every table of `config.toml`; a missing file has none. A file that
@@ -56,7 +61,7 @@ pub(super) fn read_config(path: &Path, warnings: &mut Vec<String>) -> Result<BTr
         let at = line.map(|l| format!(", line {l}")).unwrap_or_default();
         Error::config(
             format!("malformed config file {}{at}: {}", path.display(), without_values(e.message())),
-            "each profile is a table such as [default] with keys oauth_url, client_id, client_secret, redirect_uri, scope, token, storage, grant, token_file, vault_path, vault_addr, vault_namespace, vault_cacert, vault_token_file",
+            "each profile is a table such as [default] with keys oauth_url, client_id, client_secret (or client_secrets), redirect_uri, scope, token, storage, refresh_token_validity, grant, token_file, vault_path, vault_addr, vault_namespace, vault_cacert, vault_token_file",
         )
     })?;
     if let Some(open) = path.parent().and_then(crate::platform::writable_ancestor) {
@@ -66,7 +71,11 @@ pub(super) fn read_config(path: &Path, warnings: &mut Vec<String>) -> Result<BTr
             open.display()
         ));
     }
-    if mode & 0o044 != 0 && tables.values().any(|t| t.client_secret.is_some()) {
+    if mode & 0o044 != 0
+        && tables
+            .values()
+            .any(|t| t.client_secret.is_some() || t.client_secrets.is_some())
+    {
         warnings.push(format!(
             "{} holds a client secret and is readable by other users: run `chmod 600 {}`",
             path.display(),

@@ -120,6 +120,10 @@ pub fn resolve_with(args: &Flags, env: impl Fn(&str) -> Option<String>) -> Resul
         env_refresh_token: client.env_refresh_token.filter(|_| grant == Grant::AuthorizationCode),
         http_timeout: args.http_timeout.unwrap_or(DEFAULT_HTTP_TIMEOUT),
         lock_timeout: args.lock_timeout.unwrap_or(DEFAULT_LOCK_TIMEOUT),
+        refresh_token_validity: match &file.refresh_token_validity {
+            Some(raw) => super::checks::parse_validity(raw)?,
+            None => super::DEFAULT_REFRESH_TOKEN_VALIDITY,
+        },
         non_interactive: args.non_interactive,
         grant,
         token_file,
@@ -162,17 +166,29 @@ fn no_client_id(profile: &str, tables: Option<&BTreeMap<String, ProfileTable>>, 
                 config_path.display()
             ),
             format!(
-                "check the profile's name, or add a [{profile}] table with its client_id (or pass --client-id / LIGHTFI_CLIENT_ID)"
+                "check the profile's name, or run `lightfi-token configure{}` to save its settings \
+                 (or pass --client-id / LIGHTFI_CLIENT_ID)",
+                profile_flag(profile)
             ),
         );
     }
     Error::config(
         format!("no client id for profile `{profile}`"),
         format!(
-            "export LIGHTFI_CLIENT_ID=<id>, pass --client-id <id>, or add client_id = \"<id>\" under [{profile}] in {}",
+            "run `lightfi-token configure{}` to save the profile's settings, or export LIGHTFI_CLIENT_ID=<id>, \
+             pass --client-id <id>, or add client_id = \"<id>\" under [{profile}] in {}",
+            profile_flag(profile),
             config_path.display()
         ),
     )
+}
+
+/// ` --profile NAME` for a profile other than the default, as a command the hint shows.
+fn profile_flag(profile: &str) -> String {
+    match profile {
+        super::DEFAULT_PROFILE => String::new(),
+        other => format!(" --profile {other}"),
+    }
 }
 
 /// A setting with a few possible values, as [`layered`]: the variable's

@@ -32,6 +32,8 @@ pub const DEFAULT_OAUTH_URL: &str = "https://lightfiv2.auth.eu-west-2.amazoncogn
 pub const DEFAULT_REDIRECT_URI: &str = "http://localhost:3000";
 pub const DEFAULT_SCOPE: &str = "aws.cognito.signin.user.admin";
 pub const DEFAULT_PROFILE: &str = "default";
+/// Cognito's default refresh-token expiration for an app client.
+pub const DEFAULT_REFRESH_TOKEN_VALIDITY: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Per token request; connecting is capped at 10 s on top (oauth/http.rs).
 pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longer than a browser login's 300 s, so a caller waits out another
@@ -108,6 +110,8 @@ pub struct Settings {
     pub env_refresh_token: Option<RefreshToken>,
     pub http_timeout: Duration,
     pub lock_timeout: Duration,
+    /// The app client's refresh-token validity: a login ends this long after it.
+    pub refresh_token_validity: Duration,
     /// `--non-interactive` was given (terminal and `CI` checks come on top).
     pub non_interactive: bool,
     /// How tokens are obtained: a person's login, or the client's own credentials.
@@ -124,7 +128,24 @@ pub struct Settings {
 pub struct Client {
     pub id: String,
     pub secret: Option<ClientSecret>,
+    /// The secrets after the first of `client_secrets` (a rotation under
+    /// way), tried in turn when the server refuses the one before.
+    pub spare_secrets: Vec<ClientSecret>,
     pub endpoints: Endpoints,
+}
+
+impl Client {
+    /// This client with each of its secrets in turn: itself first, then one
+    /// per spare secret. One client when there is no rotation.
+    pub fn with_each_secret(&self) -> Vec<Client> {
+        let each = std::iter::once(self.secret.clone()).chain(self.spare_secrets.iter().cloned().map(Some));
+        each.map(|secret| Client {
+            secret,
+            spare_secrets: vec![],
+            ..self.clone()
+        })
+        .collect()
+    }
 }
 
 /// The authorization server's endpoints, below one base URL.
@@ -145,6 +166,7 @@ impl Settings {
             client: Client {
                 id: "client".into(),
                 secret: None,
+                spare_secrets: vec![],
                 endpoints: Endpoints { base: oauth_url.into() },
             },
             redirect_uri: DEFAULT_REDIRECT_URI.into(),
@@ -156,6 +178,7 @@ impl Settings {
             env_refresh_token: None,
             http_timeout: Duration::from_secs(1),
             lock_timeout: Duration::from_secs(1),
+            refresh_token_validity: DEFAULT_REFRESH_TOKEN_VALIDITY,
             non_interactive: true,
             grant: Grant::AuthorizationCode,
             token_file: None,
@@ -238,10 +261,16 @@ pub fn profile(args: &Flags) -> Result<String> {
     Ok(profile)
 }
 
+/// The folder holding `config.toml` and the store: `--home`, else
+/// `LIGHTFI_TOKEN_HOME`, else the platform's configuration folder.
+pub fn home(args: &Flags) -> Result<PathBuf> {
+    let env_home = std::env::var("LIGHTFI_TOKEN_HOME").ok().filter(|v| !v.is_empty());
+    Ok(layers::home(args, env_home)?.0)
+}
+
 /// The profiles `config.toml` names (its tables), in order.
 pub fn profile_names(args: &Flags) -> Result<Vec<String>> {
-    let env_home = std::env::var("LIGHTFI_TOKEN_HOME").ok().filter(|v| !v.is_empty());
-    let (home, _) = layers::home(args, env_home)?;
+    let home = home(args)?;
     let mut warnings = Vec::new();
     Ok(file::read_config(&home.join("config.toml"), &mut warnings)?
         .into_keys()

@@ -8,7 +8,9 @@
 //! variables removed from its environment (`process::command`), and never
 //! on our stdout or stderr.
 
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
 
 use crate::process;
 use crate::report;
@@ -29,9 +31,8 @@ pub fn open(url: &str) {
         // until the browser quits.
         command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
         match command.spawn() {
-            Ok(mut child) => {
-                // Reap it whenever it ends, without waiting for it.
-                std::thread::spawn(move || child.wait());
+            Ok(child) => {
+                report_quick_failure(child, &command, url);
                 return;
             }
             Err(e) => last_error = Some(e),
@@ -41,6 +42,28 @@ pub fn open(url: &str) {
     report::warn(&format!(
         "could not open a browser ({why}); open the address above yourself"
     ));
+}
+
+/// How long a launcher that fails at once gets to say so: long enough for
+/// `false` or a missing display, short next to a login.
+const QUICK_EXIT: Duration = Duration::from_secs(1);
+
+/// Wait a moment for the launcher: one that exits non-zero at once opened
+/// nothing, and the login would otherwise wait out its timeout in silence.
+/// Either way it is reaped whenever it ends, without holding up the login.
+fn report_quick_failure(mut child: Child, command: &Command, url: &str) {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait());
+    });
+    if let Ok(Ok(status)) = rx.recv_timeout(QUICK_EXIT)
+        && !status.success()
+    {
+        report::warn(&format!(
+            "the browser command `{}` failed ({status}); open this address yourself:\n\n    {url}\n",
+            command.get_program().to_string_lossy()
+        ));
+    }
 }
 
 /// One `$BROWSER` entry as a command, or None when it is blank.

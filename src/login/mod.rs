@@ -17,6 +17,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 use url::Url;
 
+use crate::client_check::{self, Verdict};
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::oauth::{self, Failure, TokenResponse, Transport};
@@ -51,13 +52,17 @@ impl Default for LoginOptions {
     }
 }
 
-/// Run the login up to the code exchange. Returns the exchange's outcome
-/// and the browser tab still waiting to hear how it ended.
-pub fn run(
-    settings: &Settings,
-    transport: &dyn Transport,
-    options: LoginOptions,
-) -> Result<(Result<TokenResponse>, Finish)> {
+/// A login up to the code exchange: its outcome, the browser tab still
+/// waiting to hear how it ended, and which client secret (from 0) the
+/// server accepted.
+pub struct Exchanged {
+    pub response: Result<TokenResponse>,
+    pub finish: Finish,
+    pub secret: usize,
+}
+
+/// Run the login up to the code exchange.
+pub fn run(settings: &Settings, transport: &dyn Transport, options: LoginOptions) -> Result<Exchanged> {
     let redirect = Redirect::parse(&settings.redirect_uri, options.no_browser)?;
     let pkce = Pkce::new()?;
     let state = random_urlsafe(32)?;
@@ -65,7 +70,8 @@ pub fn run(
     if let Some(prompt) = options.prompt {
         authorize_url.query_pairs_mut().append_pair("prompt", prompt);
     }
-    preflight(transport, &authorize_url, settings)?;
+    let secret = preflight(transport, &authorize_url, settings)?;
+    let client = &settings.client.with_each_secret()[secret];
 
     let (events, inbox) = std::sync::mpsc::channel();
     let listeners = match redirect.listen(&events) {
@@ -110,7 +116,7 @@ pub fn run(
         }
     };
 
-    let post = oauth::code_request(&settings.client, &code, &pkce.verifier, &settings.redirect_uri);
+    let post = oauth::code_request(client, &code, &pkce.verifier, &settings.redirect_uri);
     let exchanged = oauth::token(transport, &post).map_err(|failure| match failure {
         Failure::OAuth(e) if e.error == "invalid_grant" => Error::LoginFailed {
             msg: format!("the server rejected the authorization code: {e}"),
@@ -118,19 +124,61 @@ pub fn run(
         },
         other => other.into_refresh_error(),
     });
-    Ok((exchanged, Finish::new(reply, listeners)))
+    Ok(Exchanged {
+        response: exchanged,
+        finish: Finish::new(reply, listeners),
+        secret,
+    })
 }
 
 /// Ask for the authorize URL once, without following the redirect, before
 /// sending anyone there: a wrong OAuth URL, client id or callback URL shows
 /// up now, with its fix, instead of as an error page in the browser while
 /// the command waits. A healthy server answers with its login page, or a
-/// redirect to it.
-fn preflight(transport: &dyn Transport, url: &Url, settings: &Settings) -> Result<()> {
+/// redirect to it. Then the token endpoint is asked whether it accepts the
+/// client's secret, so a missing or wrong one is found before the browser
+/// round trip rather than after it. Returns which secret (from 0) it accepted.
+fn preflight(transport: &dyn Transport, url: &Url, settings: &Settings) -> Result<usize> {
     let probe = transport.probe(url.as_str()).map_err(|why| Error::ServerUnavailable {
         msg: format!("cannot start the login: {why}"),
     })?;
-    judge_authorize(&probe, url, settings)
+    judge_authorize(&probe, url, settings)?;
+    check_secret(transport, settings)
+}
+
+/// The client check of [`client_check`], one request per configured secret
+/// until one authenticates: `invalid_client` (or a bare 401) for all of
+/// them is exit 4 naming the client and the fix.
+fn check_secret(transport: &dyn Transport, settings: &Settings) -> Result<usize> {
+    let client = &settings.client;
+    let mut refused = None;
+    for (index, candidate) in client.with_each_secret().iter().enumerate() {
+        match client_check::check(transport, candidate, &settings.redirect_uri) {
+            Ok(Verdict::Authenticated) => return Ok(index),
+            Ok(Verdict::SecretRejected(e)) => refused = Some(e),
+            Ok(Verdict::Refused(e)) => return Err(Error::ClientRejected(e)),
+            Err(failure) => return Err(failure.into_refresh_error()),
+        }
+    }
+    let error = refused.map_or_else(String::new, |e| e.error);
+    let given = match (&client.secret, client.spare_secrets.len()) {
+        (None, _) => "no client secret is set and the app client has one",
+        (Some(_), 0) => "the client secret given is wrong",
+        (Some(_), _) => "none of the client_secrets given is right",
+    };
+    Err(Error::config(
+        format!(
+            "{} refused client {} (`{error}`): {given}",
+            client.endpoints.token(),
+            client.id,
+        ),
+        format!(
+            "give the app client's secret with `lightfi-token configure --profile {} --force` (or \
+             LIGHTFI_CLIENT_SECRET with LIGHTFI_CLIENT_ID); the AWS console shows it under the user pool's \
+             App integration → App clients",
+            settings.profile
+        ),
+    ))
 }
 
 /// The authorize address as a login would ask for it (throwaway PKCE and

@@ -34,6 +34,42 @@ impl Store {
         }
     }
 
+    /// Say `msg` unless this profile's `name` marker (next to the lock file)
+    /// says it was said in the last day; the marker then records it.
+    pub fn warn_at_most_daily(&self, name: &str, msg: &str) {
+        let file = format!("{}.{name}", self.profile);
+        let said_today = fs::metadata(self.dir.join(&file))
+            .and_then(|m| m.modified())
+            .is_ok_and(|at| at.elapsed().is_ok_and(|ago| ago.as_secs() < 24 * 3600));
+        if said_today || !report::warnings_shown() {
+            return;
+        }
+        report::warn(msg);
+        let note = format!(
+            "lightfi-token warned on {}; it says it again a day later. Delete this file to hear it at the next call.\n",
+            crate::timestamp::rfc3339(time::OffsetDateTime::now_utc())
+        );
+        let _ = self.replace_private(&file, note.as_bytes());
+    }
+
+    /// Remember which of the profile's client secrets (from 0) the server
+    /// accepted last, so `status` and `doctor` can say which one is stale.
+    /// Best effort: only a hint is lost when it cannot be written.
+    pub fn note_working_secret(&self, index: usize) {
+        if self.working_secret() != Some(index) {
+            let _ = self.replace_private(
+                &format!("{}.client-secret", self.profile),
+                format!("{index}\n").as_bytes(),
+            );
+        }
+    }
+
+    /// The client secret the server accepted last, as noted.
+    pub fn working_secret(&self) -> Option<usize> {
+        let text = fs::read_to_string(self.dir.join(format!("{}.client-secret", self.profile))).ok()?;
+        text.trim().parse().ok()
+    }
+
     /// The keyring answered again: a later fallback is worth a warning again.
     pub fn forget_warning(&self, _lock: &Lock) {
         let _ = fs::remove_file(self.dir.join(format!("{}.keyring-fallback", self.profile)));

@@ -73,6 +73,19 @@ pub struct Tokens {
         with = "time::serde::rfc3339::option"
     )]
     pub refresh_started: Option<OffsetDateTime>,
+    /// When this login happened (a browser login, or an import): a Cognito
+    /// refresh token ends a fixed time after it, whatever refreshes follow.
+    /// Absent in files written before it was recorded: the end is unknown.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub logged_in_at: Option<OffsetDateTime>,
+    /// The login was an imported refresh token, which may be older than
+    /// `logged_in_at`: its end is at the latest the one counted from there.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub imported: bool,
     /// Tokens obtained with the client's own credentials, which are billed per request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requests: Option<Requests>,

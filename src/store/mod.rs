@@ -105,6 +105,8 @@ impl Store {
             rotates: false,
             refresh_started: None,
             requests: None,
+            logged_in_at: None,
+            imported: false,
         }
     }
 

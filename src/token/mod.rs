@@ -8,6 +8,7 @@ mod lifecycle;
 mod machine;
 mod rejected;
 mod rendered;
+pub mod session;
 mod shared;
 
 use std::cell::Cell;
@@ -28,7 +29,7 @@ use crate::store::{Access, AttemptKind, Handed, Lock, RefreshTokenIn, Store, Tok
 use lifecycle::placement;
 use lifecycle::{Held, Outcome, Source};
 
-pub use lifecycle::{LoggedOut, forget_access, import, log_in, log_out};
+pub use lifecycle::{LoggedOut, forget_access, import, log_in, log_out, logged_in, secret_in_use};
 pub use machine::{forget_machine_token, login_applies};
 pub use rendered::peek as peek_token_file;
 pub use shared::view as shared_view;
@@ -274,8 +275,12 @@ impl Engine<'_> {
             tokens.refresh_started = Some(OffsetDateTime::now_utc());
             self.store.save(&tokens, self.lock)?;
         }
-        let request = oauth::refresh_request(&self.settings.client, &refresh_token);
-        match oauth::token(self.transport, &request) {
+        let (answer, secret) =
+            crate::client_check::token_with_each_secret(self.transport, &self.settings.client, |c| {
+                oauth::refresh_request(c, &refresh_token)
+            });
+        lifecycle::note_secret(self.settings, self.store, secret, &answer);
+        match answer {
             Ok(response) => {
                 // A refresh that answers with a new refresh token: rotation.
                 tokens.rotates |= response.refresh_token.is_some() && self.env_digest.is_none();

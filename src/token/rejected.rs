@@ -31,6 +31,7 @@ impl Engine<'_> {
 
     /// The server rejected the refresh token (`invalid_grant`).
     pub(super) fn rejected(&self, mut tokens: Tokens, e: OAuthError, died_mid_refresh: bool) -> Result<Access> {
+        let ended = super::session::ended(self.settings, &tokens, OffsetDateTime::now_utc());
         if self.env_digest.is_some() {
             return Err(Error::LoginFailed {
                 msg: format!("the server rejected LIGHTFI_REFRESH_TOKEN: {e}"),
@@ -57,10 +58,13 @@ impl Engine<'_> {
                  the stored one was no longer valid (the app client's rotation grace period had passed)",
             );
         }
+        let said = ended
+            .clone()
+            .unwrap_or_else(|| format!("the stored login was rejected ({e})"));
         if self.may_log_in() {
-            report::warn(&format!("the stored login was rejected ({e}); logging in again"));
+            report::warn(&format!("{said}; logging in again"));
             return self.log_in(&mut tokens);
         }
-        Err(Error::RefreshRejected(e))
+        Err(ended.map_or(Error::RefreshRejected(e), |msg| Error::LoginRequired { msg }))
     }
 }

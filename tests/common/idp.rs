@@ -21,6 +21,12 @@ pub fn idp_dir() -> PathBuf {
 
 impl Idp {
     pub fn start(redirect_port: u16, rotate: bool, access_ttl: u64) -> Idp {
+        Idp::start_with_secret(redirect_port, rotate, access_ttl, CLIENT_SECRET)
+    }
+
+    /// As [`Idp::start`], with `secret` as the confidential client's secret
+    /// (a rotation: the administrator changed it).
+    pub fn start_with_secret(redirect_port: u16, rotate: bool, access_ttl: u64, secret: &str) -> Idp {
         TestTools::Idp.ensure();
         let dir = idp_dir();
         let mut child = Command::new("node")
@@ -29,7 +35,7 @@ impl Idp {
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("IDP_REDIRECT_URI", format!("http://localhost:{redirect_port}"))
             .env("IDP_CLIENT_ID", CLIENT_ID)
-            .env("IDP_CLIENT_SECRET", CLIENT_SECRET)
+            .env("IDP_CLIENT_SECRET", secret)
             .env("IDP_ROTATE", if rotate { "1" } else { "0" })
             .env("IDP_ACCESS_TTL", access_ttl.to_string())
             .stdin(Stdio::piped())

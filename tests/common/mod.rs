@@ -175,6 +175,11 @@ struct Shared {
     secrets: Mutex<Vec<String>>,
     /// The `Date` the authorize endpoint sends, when a test sets one.
     authorize_date: Mutex<Option<String>>,
+    /// Client checks (the exchange of a made-up code before a login or
+    /// after `configure`): kept apart from the token requests, answered
+    /// with `check_reply`.
+    checks: Mutex<Vec<Recorded>>,
+    check_reply: Mutex<Reply>,
 }
 
 pub struct FakeServer {
@@ -196,6 +201,8 @@ impl FakeServer {
             issued: AtomicUsize::new(0),
             secrets: Mutex::new(vec![]),
             authorize_date: Mutex::new(None),
+            checks: Mutex::new(vec![]),
+            check_reply: Mutex::new(Reply::oauth_error(400, "invalid_grant")),
         });
         let (srv, sh) = (server.clone(), shared.clone());
         let thread = std::thread::spawn(move || {
@@ -221,6 +228,16 @@ impl FakeServer {
     /// Answer with this once the script is used up (default: [`Reply::fresh`]).
     pub fn fallback(&self, reply: Reply) {
         *self.shared.fallback.lock().unwrap() = reply;
+    }
+
+    /// Answer client checks with this (default: `invalid_grant`, an authenticated client).
+    pub fn check_reply(&self, reply: Reply) {
+        *self.shared.check_reply.lock().unwrap() = reply;
+    }
+
+    /// The client checks received, apart from [`FakeServer::token_requests`].
+    pub fn client_checks(&self) -> Vec<Recorded> {
+        self.shared.checks.lock().unwrap().clone()
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
@@ -286,13 +303,21 @@ fn handle(mut request: tiny_http::Request, shared: &Shared) {
         form: url::form_urlencoded::parse(body.as_bytes()).into_owned().collect(),
         at: std::time::Instant::now(),
     };
-    shared.requests.lock().unwrap().push(recorded);
-    let reply = shared
-        .script
-        .lock()
-        .unwrap()
-        .pop_front()
-        .unwrap_or_else(|| shared.fallback.lock().unwrap().clone());
+    let is_check = recorded
+        .field("code")
+        .is_some_and(|code| code.starts_with("lightfi-token-check-"));
+    let reply = if is_check {
+        shared.checks.lock().unwrap().push(recorded);
+        shared.check_reply.lock().unwrap().clone()
+    } else {
+        shared.requests.lock().unwrap().push(recorded);
+        shared
+            .script
+            .lock()
+            .unwrap()
+            .pop_front()
+            .unwrap_or_else(|| shared.fallback.lock().unwrap().clone())
+    };
     let (status, headers, body) = materialize(reply, shared);
     let mut response = tiny_http::Response::from_string(body).with_status_code(status);
     for (k, v) in headers {

@@ -24,7 +24,7 @@ pub fn run(flags: &Flags, args: &ConfigureArgs) -> Result<()> {
         return show(&config::resolve(flags)?);
     }
     let profile = config::profile(flags)?;
-    let mut file = ConfigFile::read(&home(flags)?.join("config.toml"))?;
+    let mut file = ConfigFile::read(&config::home(flags)?.join("config.toml"))?;
     let mut answers = (!args.client_secret_stdin).then(Answers::from_stdin);
     let wanted = wanted(flags, &file, &profile, answers.as_mut(), args.client_secret_stdin)?;
     let settings = checked(flags, &file, &profile, &wanted)?;
@@ -50,23 +50,6 @@ pub fn run(flags: &Flags, args: &ConfigureArgs) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-/// The folder holding `config.toml`: `--home`, else `LIGHTFI_TOKEN_HOME`,
-/// else the platform's configuration folder — the order settings use.
-fn home(flags: &Flags) -> Result<PathBuf> {
-    if let Some(home) = &flags.home {
-        return Ok(home.clone());
-    }
-    if let Some(home) = std::env::var_os("LIGHTFI_TOKEN_HOME").filter(|h| !h.is_empty()) {
-        return Ok(PathBuf::from(home));
-    }
-    dirs::config_dir().map(|d| d.join("lightfi-token")).ok_or_else(|| {
-        Error::config(
-            "cannot find a configuration folder for this user",
-            "set LIGHTFI_TOKEN_HOME (or --home) to a folder for lightfi-token's settings and tokens",
-        )
-    })
 }
 
 /// The values to save, as given or answered.

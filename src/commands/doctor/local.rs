@@ -62,6 +62,9 @@ pub fn settings(findings: &mut Findings, s: &Settings) {
     if s.env_refresh_token.is_some() {
         message += "\nrefresh token from LIGHTFI_REFRESH_TOKEN (the stored one is not used)";
     }
+    if let Some((_, rotation)) = crate::token::secret_in_use(s) {
+        message += &format!("\n{rotation}");
+    }
     findings.ok("settings", message);
 }
 
@@ -334,7 +337,7 @@ pub fn keyring(findings: &mut Findings, s: &Settings) {
         Err(e) if in_keyring || s.storage == Storage::Keyring => findings.fail(
             "keyring",
             format!("the {backend} does not answer: {}", e.describe()),
-            "start or unlock it (on Linux: a Secret Service such as gnome-keyring in your session), then try again",
+            crate::keyring::way_out(),
         ),
         Err(e) => findings.warn(
             "keyring",

@@ -87,24 +87,11 @@ pub fn run(flags: &Flags, json: bool, refresh: bool) -> Result<()> {
             vault::check(&mut findings, &settings);
             remote::check(&mut findings, &settings, refresh);
         }
-        Err(e) => {
-            // No client id, or no table for the profile: `configure` writes them.
-            let unconfigured = matches!(&e, Error::Config { msg, .. }
-                if msg.starts_with("no client id") || msg.contains("has no table"));
-            let fix = if unconfigured && !e.hint().contains("configure") {
-                format!(
-                    "run `lightfi-token configure` to save the profile's settings, or {}",
-                    e.hint()
-                )
-            } else {
-                e.hint()
-            };
-            findings.fail(
-                "config",
-                format!("{e} (the checks that need the settings were skipped)"),
-                fix,
-            )
-        }
+        Err(e) => findings.fail(
+            "config",
+            format!("{e} (the checks that need the settings were skipped)"),
+            e.hint(),
+        ),
     }
     tools::git(&mut findings);
     tools::kubectl(&mut findings);

@@ -38,7 +38,6 @@ use crate::http::{self, BindError, Listener};
 use crate::oauth::Http;
 use crate::output::Format;
 use crate::report;
-use crate::store::Store;
 use crate::token::{self, Want};
 use policy::{KEY_HEADER, Refusal, check, path_of};
 
@@ -130,9 +129,7 @@ fn announce(settings: &Settings, port: u16, v6: bool, key_path: &std::path::Path
         settings.profile,
         key_path.display(),
     ));
-    let logged_in =
-        settings.env_refresh_token.is_some() || Store::new(settings).load().is_ok_and(|t| t.refresh_token.is_some());
-    if !logged_in {
+    if !token::logged_in(settings) {
         report::warn("not logged in yet: GET /token answers 503 until you run `lightfi-token login`");
     }
 }

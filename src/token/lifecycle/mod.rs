@@ -7,6 +7,7 @@ pub(in crate::token) mod placement;
 
 use time::OffsetDateTime;
 
+use crate::client_check;
 use crate::config::{Settings, Storage};
 use crate::error::{Error, Result};
 use crate::keyring;
@@ -72,6 +73,10 @@ pub(in crate::token) fn keep(at: Held, tokens: &mut Tokens, outcome: Outcome) ->
     let kind = source.kind();
     let now = OffsetDateTime::now_utc();
     let now = now.replace_nanosecond(0).unwrap_or(now);
+    if let Source::Login { imported } = &source {
+        tokens.logged_in_at = Some(now);
+        tokens.imported = imported.is_some();
+    }
     let expires_at = now + time::Duration::seconds(response.expires_in.min(i32::MAX as u64) as i64);
     let env_digest = match &source {
         Source::EnvRefresh { digest } => Some(digest.clone()),
@@ -143,7 +148,14 @@ pub(in crate::token) fn log_in_locked(
 ) -> Result<Access> {
     // Before any browser opens: a login that could not be stored is lost work.
     placement::check_keyring_for_login(settings, store)?;
-    let (exchanged, finish) = login::run(settings, transport, options)?;
+    let login::Exchanged {
+        response: exchanged,
+        finish,
+        secret,
+    } = login::run(settings, transport, options).map_err(|e| unless_kept(e, store))?;
+    if !settings.client.spare_secrets.is_empty() {
+        store.note_working_secret(secret);
+    }
     let result = exchanged.and_then(|response| {
         let mut tokens = store.load()?;
         tokens.access = None;
@@ -177,7 +189,7 @@ pub(in crate::token) fn log_in_locked(
         }
     });
     finish.tell_browser(result.as_ref().map(|_| ()).map_err(ToString::to_string));
-    let (access, replaced) = result?;
+    let (access, replaced) = result.map_err(|e| unless_kept(e, store))?;
     revoke_unkept(settings, transport, replaced, "the refresh token this login replaced");
     report::note(&format!(
         "logged in (profile `{}`); access token valid until {}",
@@ -185,6 +197,56 @@ pub(in crate::token) fn log_in_locked(
         crate::timestamp::rfc3339(access.expires_at)
     ));
     Ok(access)
+}
+
+/// Remember which client secret worked, when there are several to choose from.
+pub(in crate::token) fn note_secret<T, E>(settings: &Settings, store: &Store, secret: usize, answer: &Result<T, E>) {
+    if answer.is_ok() && !settings.client.spare_secrets.is_empty() {
+        store.note_working_secret(secret);
+    }
+}
+
+/// During a rotation (`client_secrets`), which secret works, for `status`
+/// and `doctor`: the one the server accepted last (from 0), and a line that
+/// says so. None with one secret.
+pub fn secret_in_use(settings: &Settings) -> Option<(Option<usize>, String)> {
+    let count = settings.client.spare_secrets.len() + 1;
+    if count == 1 {
+        return None;
+    }
+    let working = Store::new(settings).working_secret().filter(|i| *i < count);
+    let line = match working {
+        Some(i) => format!(
+            "{count} client_secrets; the server accepted client_secrets[{i}] last: once every machine has it, \
+             keep only that one"
+        ),
+        None => format!("{count} client_secrets; none used yet (a login or refresh tries them in order)"),
+    };
+    Some((working, line))
+}
+
+/// Whether there is a login to refresh: `LIGHTFI_REFRESH_TOKEN`, or a
+/// refresh token in the store's file or, as the file records, in the keyring.
+pub fn logged_in(settings: &Settings) -> bool {
+    settings.env_refresh_token.is_some() || Store::new(settings).load().is_ok_and(|t| holds_login(&t))
+}
+
+fn holds_login(tokens: &Tokens) -> bool {
+    tokens.refresh_token.is_some() || tokens.refresh_token_in == RefreshTokenIn::Keyring
+}
+
+/// A login that could not reach the server: its usual hint says the stored
+/// login was kept, which on a first login would promise something that is
+/// not there.
+fn unless_kept(e: Error, store: &Store) -> Error {
+    let stored = store.load().is_ok_and(|t| holds_login(&t));
+    match e {
+        Error::ServerUnavailable { msg } if !stored => Error::Unchecked {
+            msg,
+            hint: "check your network and the OAuth URL (--oauth-url, LIGHTFI_OAUTH_URL), then try again".into(),
+        },
+        other => other,
+    }
 }
 
 /// Forget the cached access token but keep the refresh token, so the next
@@ -223,14 +285,16 @@ pub fn import(settings: &Settings, transport: &dyn Transport, refresh_token: Ref
     let store = Store::new(settings);
     let lock = store.lock(settings.lock_timeout)?;
     placement::check_keyring_for_login(settings, &store)?;
-    let response = oauth::token(transport, &oauth::refresh_request(&settings.client, &refresh_token)).map_err(|f| {
-        match f.into_refresh_error() {
-            Error::RefreshRejected(e) => Error::LoginFailed {
-                msg: format!("the server rejected that refresh token ({e}); nothing was stored"),
-                hint: "check that it was issued for this client id, or run `lightfi-token login`".into(),
-            },
-            other => other,
-        }
+    let (response, secret) = client_check::token_with_each_secret(transport, &settings.client, |client| {
+        oauth::refresh_request(client, &refresh_token)
+    });
+    note_secret(settings, &store, secret, &response);
+    let response = response.map_err(|f| match f.into_refresh_error() {
+        Error::RefreshRejected(e) => Error::LoginFailed {
+            msg: format!("the server rejected that refresh token ({e}); nothing was stored"),
+            hint: "check that it was issued for this client id, or run `lightfi-token login`".into(),
+        },
+        other => other,
     })?;
     let mut tokens = store.load()?;
     let replaced = placement::replaceable(&store, &tokens);

@@ -94,10 +94,8 @@ fn keyring_error(store: &Store, what: &str, failure: &keyring::Failure, outcome:
             failure.describe()
         ),
         hint: format!(
-            "make sure the {} is running and unlocked (on Linux: a Secret Service such as gnome-keyring or KeePassXC \
-             on the D-Bus session bus, DBUS_SESSION_BUS_ADDRESS), then try again; `lightfi-token status` shows where \
-             the login is kept",
-            keyring::backend()
+            "{}; `lightfi-token status` shows where the login is kept",
+            keyring::way_out()
         ),
     }
 }
@@ -157,10 +155,8 @@ pub(super) fn place(at: &Held, tokens: &mut Tokens, token: RefreshToken, kind: K
             } else {
                 store.warn_once_per_profile(
                     &format!(
-                        "no OS keyring answered ({backend}: {why}), so the refresh token is kept in the plaintext file \
-                         {path} ({mode}); it moves into the keyring at a later refresh when one answers. To keep it in the \
-                         file and silence this, set storage = \"file\" in the profile's table of config.toml (or \
-                         LIGHTFI_STORAGE=file). This is said once per profile."
+                        "no OS keyring answered ({backend}: {why}): the refresh token went to the file {path} ({mode}); \
+                         storage = \"file\" in config.toml keeps it there without this line (said once)"
                     ),
                     lock,
                 );

@@ -25,7 +25,11 @@ pub(in crate::token) fn log_in(
     let vault = connect(settings)?;
     // Before any browser opens: a login that cannot be written is lost work.
     vault.read()?;
-    let (exchanged, finish) = login::run(settings, transport, options)?;
+    let login::Exchanged {
+        response: exchanged,
+        finish,
+        ..
+    } = login::run(settings, transport, options)?;
     let result = exchanged.and_then(|response| put(settings, transport, &vault, response, None));
     finish.tell_browser(result.as_ref().map(|_| ()).map_err(ToString::to_string));
     result
