@@ -4,7 +4,6 @@
 use std::os::unix::net as unix_net;
 use std::{
     net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs},
-    path::PathBuf,
     time::Duration,
 };
 
@@ -145,7 +144,7 @@ impl ConfigListenAddr {
     }
 
     #[cfg(unix)]
-    pub fn unix_from_path<P: Into<PathBuf>>(path: P) -> Self {
+    pub fn unix_from_path<P: Into<std::path::PathBuf>>(path: P) -> Self {
         Self::Unix(path.into())
     }
 
