@@ -604,6 +604,8 @@ pub fn output_within(mut cmd: Command, limit: Duration) -> Output {
             unsafe {
                 libc::kill(pid as i32, libc::SIGKILL);
             }
+            #[cfg(not(unix))]
+            let _ = pid;
             // The program only: its environment holds the test's secrets.
             panic!("{:?} did not answer within {limit:?}", cmd.get_program());
         }
