@@ -308,7 +308,7 @@ fn man_install_puts_the_page_where_man_looks_beside_cargos_bin() {
     let bin = t.home().join(".cargo/bin");
     std::fs::create_dir_all(&bin).unwrap();
     let program = bin.join("lightfi-token");
-    std::fs::copy(env!("CARGO_BIN_EXE_lightfi-token"), &program).unwrap();
+    std::fs::copy(common::bin(), &program).unwrap();
     let out = t.run_cmd({
         let mut installed = t.tool(&program);
         installed.args(["man", "--install"]);
@@ -342,7 +342,14 @@ fn man_install_puts_the_page_where_man_looks_beside_cargos_bin() {
 fn version_names_the_target_and_the_profile() {
     let t = TestEnv::new();
     let version = generate(&t, &["--version"]);
-    let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
+    // This test's own build, or the one LIGHTFI_TEST_BIN names (CI's
+    // shipped build, made with the `dist` profile).
+    let profile = match std::env::var_os("LIGHTFI_TEST_BIN").filter(|b| !b.is_empty()) {
+        Some(_) => version.rsplit(", ").next().unwrap_or("").trim_end_matches(")\n"),
+        None if cfg!(debug_assertions) => "debug",
+        None => "release",
+    };
+    assert!(["debug", "release", "dist"].contains(&profile), "{version}");
     let prefix = format!(
         "lightfi-token {} ({}-",
         env!("CARGO_PKG_VERSION"),
