@@ -7,6 +7,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
+use crate::oauth::Failure;
 use crate::report;
 use crate::store::{Access, Attempt, AttemptKind, Lock, Store, Tokens};
 
@@ -67,6 +68,21 @@ pub(super) fn repeat(attempt: &Attempt, cached: Option<Access>, now: OffsetDateT
 
 /// How an attempt that failed with `err` ended, to record; `retry_after`:
 /// the server's `Retry-After`.
+/// A failed token request as the failure memory keeps it: what kind of
+/// failure, the error to report, and the server's `Retry-After`.
+pub(super) fn classify(failure: Failure) -> (AttemptKind, Error, Option<Duration>) {
+    let retry_after = match &failure {
+        Failure::Unavailable { retry_after, .. } => *retry_after,
+        _ => None,
+    };
+    let err = failure.into_refresh_error();
+    let kind = match err {
+        Error::ServerUnavailable { .. } => AttemptKind::Unavailable,
+        _ => AttemptKind::Configuration,
+    };
+    (kind, err, retry_after)
+}
+
 pub(super) fn failed(kind: AttemptKind, err: &Error, retry_after: Option<Duration>) -> Attempt {
     Attempt {
         ended_at: OffsetDateTime::now_utc(),

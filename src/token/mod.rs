@@ -297,15 +297,7 @@ impl Engine<'_> {
                 self.rejected(tokens, e, died_mid_refresh)
             }
             Err(failure) => {
-                let retry_after = match &failure {
-                    Failure::Unavailable { retry_after, .. } => *retry_after,
-                    _ => None,
-                };
-                let err = failure.into_refresh_error();
-                let kind = match err {
-                    Error::ServerUnavailable { .. } => AttemptKind::Unavailable,
-                    _ => AttemptKind::Configuration,
-                };
+                let (kind, err, retry_after) = attempts::classify(failure);
                 tokens.refresh_started = None;
                 // Failing server, but the cached token has not expired yet:
                 // better a token that works for a while than no token.

@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::oauth::{self, Failure, TokenResponse, Transport};
 use crate::report;
 use crate::secret::{RefreshToken, VaultToken};
-use crate::store::{Access, Attempt, AttemptKind, Lock, Store, Tokens};
+use crate::store::{Access, Attempt, Lock, Store, Tokens};
 use crate::vault::{self, CasOutcome, Lease, LeaseState, Record, Vault, Versioned};
 
 use super::{Want, attempts};
@@ -260,15 +260,7 @@ impl Shared<'_> {
                 Err(Error::RefreshRejected(e))
             }
             Err(failure) => {
-                let retry_after = match &failure {
-                    Failure::Unavailable { retry_after, .. } => *retry_after,
-                    _ => None,
-                };
-                let err = failure.into_refresh_error();
-                let kind = match err {
-                    Error::ServerUnavailable { .. } => AttemptKind::Unavailable,
-                    _ => AttemptKind::Configuration,
-                };
+                let (kind, err, retry_after) = attempts::classify(failure);
                 let attempt = attempts::failed(kind, &err, retry_after);
                 let failed = Record {
                     failure: serde_json::to_value(&attempt).ok().and_then(|v| match v {
@@ -377,6 +369,7 @@ fn gave_up(vault: &Vault) -> Error {
 mod tests {
     use super::*;
     use crate::secret::AccessToken;
+    use crate::store::AttemptKind;
 
     fn response(refresh: Option<&str>) -> TokenResponse {
         TokenResponse {
